@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -69,4 +73,75 @@ def reducibility_figure(named_points: dict[str, np.ndarray]) -> Figure:
     for row, (name, points) in zip(axes, named_points.items()):
         reducibility_panels(points, tuple(row), title=name)
     figure.tight_layout()
+    return figure
+
+
+def calendar_colours(n_classes: int) -> np.ndarray:
+    """A cyclic colormap sampled at the calendar positions: ``(n_classes, 4)`` RGBA."""
+    return plt.get_cmap("twilight")(np.arange(n_classes) / n_classes)
+
+
+def centroid_circle(plane: np.ndarray, names: Sequence[str], ax: Axes, title: str = "") -> None:
+    """Class centroids ``(p, 2)`` in a PCA plane, labelled and joined in calendar order."""
+    colours = calendar_colours(len(names))
+    loop = np.vstack([plane, plane[:1]])
+    ax.plot(loop[:, 0], loop[:, 1], color="0.7", linewidth=1, zorder=1)
+    ax.scatter(plane[:, 0], plane[:, 1], c=colours, s=80, edgecolors="black", zorder=2)
+    for (x, y), name in zip(plane, names):
+        ax.annotate(name[:3], (x, y), textcoords="offset points", xytext=(5, 5))
+    ax.set_xlabel("PC 1 of the centroids")
+    ax.set_ylabel("PC 2 of the centroids")
+    ax.set_title(title)
+
+
+def labelled_points(plane: np.ndarray, labels: np.ndarray, names: Sequence[str], ax: Axes, title: str = "") -> None:
+    """Every point ``(n, 2)`` coloured by its calendar label."""
+    colours = calendar_colours(len(names))
+    for index, name in enumerate(names):
+        chosen = labels == index
+        ax.scatter(plane[chosen, 0], plane[chosen, 1], s=12, color=colours[index], label=name[:3])
+    ax.set_xlabel("PC 1 of all points")
+    ax.set_ylabel("PC 2 of all points")
+    ax.legend(fontsize="small", ncol=2, markerscale=1.5)
+    ax.set_title(title)
+
+
+def layer_scores(scores: dict[str, pd.DataFrame]) -> Figure:
+    """Per-layer cyclic-order score and variance explained by two PCs, one line per named table."""
+    figure, (order_ax, variance_ax) = plt.subplots(1, 2, figsize=(12, 3.6))
+    for name, table in scores.items():
+        layers = np.arange(len(table))
+        order_ax.plot(layers, table["cyclic order"], marker="o", label=name)
+        variance_ax.plot(layers, table["centroid var (2 PCs)"], marker="o", label=f"{name}: centroids")
+        variance_ax.plot(layers, table["point var (2 PCs)"], linestyle="--", label=f"{name}: all points")
+    order_ax.set_xlabel("layer (hook_resid_post)")
+    order_ax.set_ylabel("share of calendar neighbours")
+    order_ax.set_ylim(0, 1.05)
+    order_ax.set_title("Do the centroids go round in calendar order?")
+    variance_ax.set_xlabel("layer (hook_resid_post)")
+    variance_ax.set_ylabel("variance explained by 2 PCs")
+    variance_ax.set_ylim(0, 1.05)
+    variance_ax.set_title("How planar is the representation?")
+    for ax in (order_ax, variance_ax):
+        ax.legend(fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
+def labelled_points_3d(points: np.ndarray, labels: np.ndarray, names: Sequence[str], title: str = "") -> go.Figure:
+    """An interactive plotly 3-D scatter of points ``(n, 3)`` coloured by calendar label."""
+    figure = go.Figure()
+    for index, name in enumerate(names):
+        chosen = labels == index
+        r, g, b, _ = (255 * calendar_colours(len(names))[index]).astype(int)
+        figure.add_trace(
+            go.Scatter3d(
+                x=points[chosen, 0], y=points[chosen, 1], z=points[chosen, 2], mode="markers", name=name,
+                marker={"size": 3, "color": f"rgb({r},{g},{b})"},
+            )
+        )  # fmt: skip
+    figure.update_layout(
+        title=title, height=520, margin={"l": 0, "r": 0, "t": 40, "b": 0},
+        scene={"xaxis_title": "PC 1", "yaxis_title": "PC 2", "zaxis_title": "PC 3"},
+    )  # fmt: skip
     return figure

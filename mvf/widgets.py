@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
+from sklearn.decomposition import PCA
 
-from mvf import plots, synthetic
+from mvf import geometry, plots, synthetic
 
 
 def reducibility_explorer(n: int = 2048, seed: int = 0) -> widgets.Widget:
@@ -25,3 +28,19 @@ def reducibility_explorer(n: int = 2048, seed: int = 0) -> widgets.Widget:
         weight=widgets.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.05, description="line weight"),
         radius=widgets.FloatSlider(value=1.0, min=0.2, max=3.0, step=0.1, description="radius"),
     )
+
+
+def layer_explorer(activations: dict[str, np.ndarray], labels: np.ndarray, names: Sequence[str]) -> widgets.Widget:
+    """A layer slider over ``{hook: (n, d_model)}``: centroid circle and all points in PCA, redrawn per layer."""
+    hooks = list(activations)
+
+    def redraw(layer: int) -> None:
+        points = activations[hooks[layer]]
+        _, plane = geometry.centroid_plane(points, labels, len(names))
+        figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+        plots.centroid_circle(plane, names, left, title=f"{hooks[layer]}: centroids")
+        plots.labelled_points(PCA(n_components=2).fit_transform(points), labels, names, right, title="all points")
+        figure.tight_layout()
+        plt.show()
+
+    return widgets.interactive(redraw, layer=widgets.IntSlider(value=len(hooks) // 4, min=0, max=len(hooks) - 1))

@@ -1,0 +1,207 @@
+"""Collect residual-stream activations: at chosen words of prompts, or at every token of a corpus.
+
+Corpus collection streams to ``.npy`` shards in a cache folder keyed by model,
+hook, corpus hash and settings. Each shard is written atomically (temporary
+file, then ``os.replace``) and listed in a manifest with its shape and SHA-256;
+on read every shard is re-validated, and a missing or corrupted one is
+recomputed. An interrupted run resumes from the shards already on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+_BLOCK_HOOK = re.compile(r"^blocks\.(\d+)\.(.+)$")
+
+
+def check_hook(model, hook: str) -> int:
+    """Validate a hook name against the model and return its layer (-1 for hooks outside the blocks)."""
+    match = _BLOCK_HOOK.match(hook)
+    if match:
+        layer = int(match.group(1))
+        if layer >= model.cfg.n_layers:
+            raise ValueError(
+                f"layer {layer} in {hook!r} is out of range: this model has layers 0..{model.cfg.n_layers - 1}."
+            )
+    if hook not in model.hook_dict:
+        sites = sorted({_BLOCK_HOOK.sub(r"blocks.{L}.\2", name) for name in model.hook_dict if ".hook_resid" in name})
+        raise ValueError(f"unknown hook {hook!r}; residual-stream hooks are {sites} (e.g. 'blocks.3.hook_resid_post').")
+    return int(match.group(1)) if match else -1
+
+
+def word_token_position(tokenizer, prompt: str, word: str, occurrence: int = -1) -> int:
+    """Index of the last token of ``word``'s chosen occurrence in ``prompt``, from the tokenizer's offsets."""
+    starts = [m.start() for m in re.finditer(rf"(?<!\w){re.escape(word)}(?!\w)", prompt)]
+    if not starts:
+        raise ValueError(f"the word {word!r} does not occur in the prompt {prompt!r}.")
+    end = starts[occurrence] + len(word)
+    offsets = tokenizer(prompt, return_offsets_mapping=True, add_special_tokens=False)["offset_mapping"]
+    return next(i for i, (a, b) in enumerate(offsets) if a < end <= b)
+
+
+def collect_at_words(
+    model,
+    prompts: Sequence[str],
+    words: Sequence[str],
+    hooks: Sequence[str],
+    batch_size: int = 32,
+) -> dict[str, torch.Tensor]:
+    """Activations at the last token of ``words[i]`` in ``prompts[i]``: ``{hook: (n_prompts, d_model)}``.
+
+    Prompts are right-padded into batches; a causal model's activations at a
+    position do not see the padding after it.
+    """
+    if len(prompts) == 0:
+        raise ValueError("the prompt list is empty; pass at least one prompt.")
+    if len(prompts) != len(words):
+        raise ValueError(f"got {len(prompts)} prompts but {len(words)} words; pass one word per prompt.")
+    deepest = max(check_hook(model, hook) for hook in hooks)
+    tokenizer = model.tokenizer
+    positions = [word_token_position(tokenizer, p, w) for p, w in zip(prompts, words)]
+    out: dict[str, list[torch.Tensor]] = {hook: [] for hook in hooks}
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    for start in tqdm(range(0, len(prompts), batch_size), desc="prompts", leave=False):
+        encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts[start : start + batch_size]]
+        width = max(len(ids) for ids in encoded)
+        tokens = torch.tensor([ids + [pad] * (width - len(ids)) for ids in encoded], device=model.cfg.device)
+        index = torch.tensor(positions[start : start + batch_size], device=tokens.device)
+        with torch.no_grad():
+            _, cache = model.run_with_cache(tokens, names_filter=list(hooks), stop_at_layer=deepest + 1)
+        for hook in hooks:
+            out[hook].append(cache[hook][torch.arange(len(encoded)), index].float().cpu())
+    return {hook: torch.cat(parts) for hook, parts in out.items()}
+
+
+def corpus_hash(texts: Sequence[str]) -> str:
+    """SHA-256 (hex, 16 characters) of a corpus, independent of how it is held in memory."""
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode())
+        digest.update(b"\x00")
+    return digest.hexdigest()[:16]
+
+
+def tokenize_corpus(tokenizer, texts: Sequence[str], seq_len: int) -> torch.Tensor:
+    """Concatenate the texts (separated by EOS) and cut them into rows: ``(n_rows, seq_len)`` token ids."""
+    eos = tokenizer.eos_token_id
+    ids: list[int] = []
+    for text in texts:
+        ids.extend(tokenizer(text, add_special_tokens=False)["input_ids"])
+        ids.append(eos)
+    rows = len(ids) // seq_len
+    if rows == 0:
+        raise ValueError(f"the corpus has {len(ids)} tokens, fewer than one row of seq_len={seq_len}.")
+    return torch.tensor(ids[: rows * seq_len]).reshape(rows, seq_len)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _write_atomically(path: Path, write) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+class ShardCache:
+    """A folder of activation shards with a manifest; state is the folder, so it is a class."""
+
+    def __init__(self, folder: Path, settings: dict):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.manifest_path = self.folder / "manifest.json"
+        manifest = json.loads(self.manifest_path.read_text()) if self.manifest_path.exists() else {}
+        if manifest.get("settings") != settings:
+            manifest = {"settings": settings, "shards": {}}
+        self.manifest = manifest
+
+    def _path(self, index: int) -> Path:
+        return self.folder / f"shard_{index:05d}.npy"
+
+    def load(self, index: int, shape: tuple[int, ...]) -> np.ndarray | None:
+        """The shard if present and intact (shape and checksum as recorded), else None."""
+        entry, path = self.manifest["shards"].get(str(index)), self._path(index)
+        if entry is None or not path.exists() or entry["shape"] != list(shape) or _sha256(path) != entry["sha256"]:
+            return None
+        try:
+            array = np.load(path)
+        except (ValueError, OSError):
+            return None
+        return array if array.shape == shape else None
+
+    def save(self, index: int, array: np.ndarray) -> None:
+        path = self._path(index)
+        _write_atomically(path, lambda stream: np.save(stream, array))
+        self.manifest["shards"][str(index)] = {"shape": list(array.shape), "sha256": _sha256(path)}
+        _write_atomically(self.manifest_path, lambda stream: stream.write(json.dumps(self.manifest).encode()))
+
+
+def collect_corpus(
+    model,
+    model_name: str,
+    texts: Sequence[str],
+    hook: str,
+    cache_dir: str | os.PathLike,
+    seq_len: int = 128,
+    batch_size: int = 16,
+    rows_per_shard: int = 64,
+) -> np.ndarray:
+    """Activations at every token of a corpus: ``(n_rows * seq_len, d_model)`` float16, cached on disk.
+
+    The forward pass stops after the hooked layer. Shards are validated on
+    read; missing or corrupted ones are recomputed, so an interrupted call
+    resumes where it stopped.
+    """
+    if len(texts) == 0:
+        raise ValueError("the corpus is empty; pass at least one text.")
+    layer = check_hook(model, hook)
+    tokens = tokenize_corpus(model.tokenizer, texts, seq_len)
+    settings = {"model": model_name, "hook": hook, "corpus": corpus_hash(texts), "seq_len": seq_len, "dtype": "float16"}
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    cache = ShardCache(Path(cache_dir) / f"{model_name}-{hook}-{key}", settings)
+    shards = []
+    for index, start in enumerate(tqdm(range(0, len(tokens), rows_per_shard), desc=f"{hook} shards")):
+        rows = tokens[start : start + rows_per_shard]
+        shape = (rows.numel(), model.cfg.d_model)
+        shard = cache.load(index, shape)
+        if shard is None:
+            shard = _forward_rows(model, rows, hook, layer, batch_size)
+            cache.save(index, shard)
+        shards.append(shard)
+    return np.concatenate(shards)
+
+
+def _forward_rows(model, rows: torch.Tensor, hook: str, layer: int, batch_size: int) -> np.ndarray:
+    """Activations of ``rows`` ``(n, seq_len)`` at ``hook``, flattened to ``(n * seq_len, d_model)`` float16."""
+    parts = []
+    for start in range(0, len(rows), batch_size):
+        with torch.no_grad():
+            _, cache = model.run_with_cache(
+                rows[start : start + batch_size].to(model.cfg.device), names_filter=[hook], stop_at_layer=layer + 1
+            )
+        parts.append(cache[hook].reshape(-1, cache[hook].shape[-1]).to(torch.float16).cpu().numpy())
+    return np.concatenate(parts)
+
+
+def resid_hooks(model, site: str = "hook_resid_post") -> list[str]:
+    """The residual-stream hook of every layer, in order: ``blocks.{L}.{site}``."""
+    hooks = [f"blocks.{layer}.{site}" for layer in range(model.cfg.n_layers)]
+    for hook in hooks:
+        check_hook(model, hook)
+    return hooks
