@@ -44,7 +44,10 @@ def layer_circle_scores(activations: dict[str, np.ndarray], labels: np.ndarray, 
     """Per hook: cyclic-order score of the centroids in their top-2 PCA plane, and variance explained by 2 PCs.
 
     ``activations``: ``{hook: (n, d_model)}``; returns one row per hook with
-    columns ``cyclic order``, ``centroid var (2 PCs)``, ``point var (2 PCs)``.
+    columns ``cyclic order``, ``centroid var (2 PCs)``, ``point var (2 PCs)``
+    and ``top dim share``, the share of the points' squared norm held by the
+    single largest residual dimension (near 1 when one outlier dimension
+    dominates the PCA).
     """
     rows = {}
     for hook, points in activations.items():
@@ -53,5 +56,6 @@ def layer_circle_scores(activations: dict[str, np.ndarray], labels: np.ndarray, 
             "cyclic order": cyclic_order_score(plane),
             "centroid var (2 PCs)": float(pca.explained_variance_ratio_.sum()),
             "point var (2 PCs)": float(PCA(n_components=2).fit(points).explained_variance_ratio_.sum()),
+            "top dim share": float((points**2).sum(axis=0).max() / (points**2).sum()),
         }
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("hook")

@@ -1,0 +1,102 @@
+"""mvf.activations: positions from the tokenisation, collection, and the shard cache's guarantees."""
+
+import numpy as np
+import pytest
+import torch
+
+from mvf import activations
+
+TEXTS = [f"On {day} we walked to the river and talked about {month}." for day, month in
+         zip(["Monday", "Friday", "Sunday"] * 20, ["March", "July", "October", "May"] * 15)]  # fmt: skip
+HOOK = "blocks.2.hook_resid_post"
+
+
+def test_word_position_is_found_from_offsets(model):
+    prompt = "We met on Monday, and again on Tuesday."
+    ids = model.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    position = activations.word_token_position(model.tokenizer, prompt, "Tuesday")
+    assert model.tokenizer.decode(ids[position]).strip() == "Tuesday"
+    first = activations.word_token_position(model.tokenizer, "Monday, Monday, Monday", "Monday", occurrence=0)
+    assert first == 0
+
+
+def test_collect_at_words_equals_a_direct_cache_lookup(model):
+    prompts = ["The shop was closed last Thursday.", "Snow rarely falls here before December, they say."]
+    out = activations.collect_at_words(model, prompts, ["Thursday", "December"], [HOOK, "blocks.0.hook_resid_pre"])
+    for i, (prompt, word) in enumerate(zip(prompts, ["Thursday", "December"])):
+        tokens = torch.tensor([model.tokenizer(prompt, add_special_tokens=False)["input_ids"]])
+        _, cache = model.run_with_cache(tokens, names_filter=[HOOK])
+        position = activations.word_token_position(model.tokenizer, prompt, word)
+        torch.testing.assert_close(out[HOOK][i], cache[HOOK][0, position], atol=1e-4, rtol=1e-4)
+    assert out["blocks.0.hook_resid_pre"].shape == (2, model.cfg.d_model)
+
+
+@pytest.mark.parametrize(
+    "prompts, words, hooks, message",
+    [
+        ([], [], [HOOK], "empty"),
+        (["It rained on Monday."], ["Friday"], [HOOK], "does not occur"),
+        (["It rained on Monday."], ["Monday"], ["blocks.99.hook_resid_post"], "out of range"),
+        (["It rained on Monday."], ["Monday"], ["blocks.1.hook_nonsense"], "unknown hook"),
+        (["It rained on Monday."], ["Monday", "Monday"], [HOOK], "one word per prompt"),
+    ],
+)
+def test_bad_input_is_rejected_with_a_reason(model, prompts, words, hooks, message):
+    with pytest.raises(ValueError, match=message):
+        activations.collect_at_words(model, prompts, words, hooks)
+
+
+def test_corpus_cache_round_trip_and_reuse(model, tmp_path, monkeypatch):
+    first = activations.collect_corpus(model, "smollm2-135m", TEXTS, HOOK, tmp_path, seq_len=32, rows_per_shard=4)
+    assert first.shape[1] == model.cfg.d_model and first.dtype == np.float16
+    monkeypatch.setattr(activations, "_forward_rows", lambda *a, **k: pytest.fail("a valid cache was recomputed"))
+    again = activations.collect_corpus(model, "smollm2-135m", TEXTS, HOOK, tmp_path, seq_len=32, rows_per_shard=4)
+    np.testing.assert_array_equal(first, again)
+    assert not list(tmp_path.rglob(".*")), "temporary files were left behind"
+
+
+@pytest.mark.parametrize("damage", ["flip bytes", "truncate", "delete"])
+def test_damaged_shard_is_detected_and_recomputed(model, tmp_path, damage):
+    run = lambda: activations.collect_corpus(model, "smollm2-135m", TEXTS, HOOK, tmp_path, seq_len=32, rows_per_shard=4)  # noqa: E731
+    clean = run()
+    shard = sorted(tmp_path.rglob("shard_00001.npy"))[0]
+    data = shard.read_bytes()
+    if damage == "flip bytes":
+        shard.write_bytes(data[:-64] + bytes(64))
+    elif damage == "truncate":
+        shard.write_bytes(data[: len(data) // 2])
+    else:
+        shard.unlink()
+    np.testing.assert_array_equal(run(), clean)
+
+
+def test_interrupted_collection_resumes_from_finished_shards(model, tmp_path, monkeypatch):
+    real = activations._forward_rows
+    calls = []
+
+    def failing_after_two(*args, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(activations, "_forward_rows", failing_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        activations.collect_corpus(model, "smollm2-135m", TEXTS, HOOK, tmp_path, seq_len=32, rows_per_shard=2)
+    resumed = []
+    monkeypatch.setattr(activations, "_forward_rows", lambda *a, **k: resumed.append(1) or real(*a, **k))
+    result = activations.collect_corpus(model, "smollm2-135m", TEXTS, HOOK, tmp_path, seq_len=32, rows_per_shard=2)
+    total_shards = len(list(tmp_path.rglob("shard_*.npy")))
+    assert len(resumed) == total_shards - 2
+    monkeypatch.setattr(activations, "_forward_rows", real)
+    fresh = activations.collect_corpus(model, "smollm2-135m", TEXTS, HOOK, tmp_path / "fresh", seq_len=32, rows_per_shard=2)
+    np.testing.assert_array_equal(result, fresh)
+
+
+def test_corpus_errors(model, tmp_path):
+    with pytest.raises(ValueError, match="empty"):
+        activations.collect_corpus(model, "smollm2-135m", [], HOOK, tmp_path)
+    with pytest.raises(ValueError, match="fewer than one row"):
+        activations.collect_corpus(model, "smollm2-135m", ["Hi."], HOOK, tmp_path, seq_len=512)
+    with pytest.raises(ValueError, match="out of range"):
+        activations.collect_corpus(model, "smollm2-135m", TEXTS, "blocks.30.hook_resid_post", tmp_path)

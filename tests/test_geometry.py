@@ -1,0 +1,39 @@
+"""mvf.geometry: centroids and the cyclic-order score on planted arrangements."""
+
+import numpy as np
+import pytest
+
+from mvf import geometry
+
+
+def _ring(order: np.ndarray) -> np.ndarray:
+    angles = 2 * np.pi * np.argsort(order) / len(order)
+    return np.column_stack([np.cos(angles), np.sin(angles)])
+
+
+def test_calendar_circle_scores_one_in_either_direction():
+    assert geometry.cyclic_order_score(_ring(np.arange(7))) == 1.0
+    assert geometry.cyclic_order_score(_ring(np.arange(12))[::-1].copy()) == 1.0
+
+
+def test_shuffled_circle_scores_low():
+    shuffled = np.array([0, 3, 6, 2, 5, 1, 4])  # steps of 3: no calendar neighbours are angular neighbours
+    assert geometry.cyclic_order_score(_ring(shuffled)) == 0.0
+
+
+def test_centroid_plane_recovers_a_planted_circle_in_high_dimensions():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(12), 30)
+    basis = np.linalg.qr(rng.normal(size=(64, 2)))[0]
+    circle = _ring(np.arange(12))[labels] @ basis.T
+    points = 5 * circle + 0.1 * rng.normal(size=(len(labels), 64))
+    pca, plane = geometry.centroid_plane(points, labels, 12)
+    assert pca.explained_variance_ratio_.sum() > 0.95
+    assert geometry.cyclic_order_score(plane) == 1.0
+    table = geometry.layer_circle_scores({"layer": points}, labels, 12)
+    assert table.loc["layer", "cyclic order"] == 1.0
+
+
+def test_centroids_need_every_class():
+    with pytest.raises(ValueError, match=r"classes \[2\]"):
+        geometry.centroids(np.zeros((4, 3)), np.array([0, 1, 0, 1]), 3)
