@@ -143,14 +143,24 @@ def embedded_gguf(p: ModelProfile) -> Path:
     return path
 
 
-def _load_gguf(p: ModelProfile, path: Path, device: str, dtype: torch.dtype) -> TransformerBridge:
+def load_gguf_transformers(path: Path, device: str = "cpu", dtype: torch.dtype = torch.float32):
+    """The plain transformers model and tokenizer of a GGUF file (dequantised to ``dtype``).
+
+    Use this one for ``generate``: the bridge rewires the modules it wraps,
+    and sampling from its ``original_model`` gives garbage.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     hf_model = AutoModelForCausalLM.from_pretrained(
         path.parent, gguf_file=path.name, dtype=dtype, attn_implementation="eager"
     )
-    return TransformerBridge.boot_transformers(p.hf_id, hf_model=hf_model.to(device), tokenizer=tokenizer, device=device)
+    return hf_model.to(device).eval(), tokenizer
+
+
+def _load_gguf(p: ModelProfile, path: Path, device: str, dtype: torch.dtype) -> TransformerBridge:
+    hf_model, tokenizer = load_gguf_transformers(path, device, dtype)
+    return TransformerBridge.boot_transformers(p.hf_id, hf_model=hf_model, tokenizer=tokenizer, device=device)
 
 
 def load_model(

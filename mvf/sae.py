@@ -1,0 +1,132 @@
+"""Sparse autoencoders: the paper's pretrained SAEs through SAELens, and the embedded model's own SAE.
+
+Pretrained releases live in a registry (data, not code paths). The embedded
+SAE ships in ``mvf/data/sae-smollm2/`` in SAELens' format (``cfg.json`` +
+``sae_weights.safetensors``) beside ``provenance.json``, which records the
+hook, the activation mode, the seed, the command that retrains it and its
+measured quality.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from sae_lens import SAE
+
+from mvf.models import HubUnavailableError
+
+EMBEDDED_SAE = Path(__file__).parent / "data" / "sae-smollm2"
+
+
+@dataclass(frozen=True)
+class PretrainedRelease:
+    """A SAELens release used by the paper (or a newer model), with the hook the book uses it at."""
+
+    release: str
+    model: str
+    sae_id: str
+    hook: str
+    description: str
+
+
+RELEASES: dict[str, PretrainedRelease] = {
+    r.release: r
+    for r in (
+        PretrainedRelease(
+            "gpt2-small-res-jb", "gpt2-small", "blocks.7.hook_resid_pre", "blocks.7.hook_resid_pre",
+            "GPT-2 small residual SAEs (J. Bloom), 24 576 features; the paper's discovery SAE is layer 7",
+        ),
+        PretrainedRelease(
+            "mistral-7b-res-wg", "mistral-7b", "blocks.8.hook_resid_pre", "blocks.8.hook_resid_pre",
+            "Mistral 7B residual SAEs (W. Gurnee); the paper uses layer 8",
+        ),
+        PretrainedRelease(
+            "gemma-scope-2b-pt-res-canonical", "gemma-2-2b", "layer_12/width_16k/canonical", "blocks.12.hook_resid_post",
+            "Gemma Scope residual SAEs for Gemma 2 2B (JumpReLU), canonical L0 per width",
+        ),
+    )  # fmt: skip
+}
+
+
+def load_sae(release: str, sae_id: str | None = None, device: str = "cpu") -> SAE:
+    """A pretrained SAE from a SAELens release (``sae_id`` defaults to the book's choice for it).
+
+    Offline, the error says the hub is unreachable and names the embedded SAE
+    (``load_embedded_sae()``) and ``load_sae_from_disk(path)`` as ways forward.
+    """
+    if release not in RELEASES:
+        raise ValueError(f"unknown SAE release {release!r}; the book knows {sorted(RELEASES)}.")
+    sae_id = sae_id or RELEASES[release].sae_id
+    try:
+        return SAE.from_pretrained(release, sae_id, device=device)
+    except OSError as error:
+        raise HubUnavailableError(
+            f"could not download {release}/{sae_id}: the Hugging Face hub is unreachable "
+            f"({error.__class__.__name__}). Offline, use load_embedded_sae() (SmolLM2's SAE, shipped with mvf) "
+            "or load_sae_from_disk(path) on a folder holding cfg.json and sae_weights.safetensors."
+        ) from error
+
+
+def load_sae_from_disk(path: str | Path, device: str = "cpu") -> SAE:
+    """An SAE saved in SAELens' format (``cfg.json`` + ``sae_weights.safetensors``) in ``path``."""
+    path = Path(path)
+    missing = [name for name in ("cfg.json", "sae_weights.safetensors") if not (path / name).exists()]
+    if missing:
+        raise FileNotFoundError(f"{path} has no {', '.join(missing)}: not an SAE saved with SAELens' save_model.")
+    return SAE.load_from_disk(path, device=device)
+
+
+def load_embedded_sae(device: str = "cpu") -> tuple[SAE, dict]:
+    """The embedded model's SAE and its provenance (hook, activation mode, seed, quality)."""
+    return load_sae_from_disk(EMBEDDED_SAE, device=device), json.loads((EMBEDDED_SAE / "provenance.json").read_text())
+
+
+def sparse_codes(sae: SAE, activations: np.ndarray, batch_size: int = 4096):
+    """SAE feature activations of ``(n, d_in)`` activations as a ``scipy.sparse.csr_matrix`` ``(n, d_sae)``."""
+    from scipy import sparse
+
+    blocks = []
+    with torch.no_grad():
+        for start in range(0, len(activations), batch_size):
+            chunk = torch.as_tensor(activations[start : start + batch_size], dtype=torch.float32, device=sae.device)
+            blocks.append(sparse.csr_matrix(sae.encode(chunk).cpu().numpy()))
+    return sparse.vstack(blocks, format="csr")
+
+
+def quality(sae: SAE, activations: np.ndarray, batch_size: int = 4096) -> dict[str, float]:
+    """L0, fraction of variance explained and fraction of dead features on held-out activations ``(n, d_in)``."""
+    fired = torch.zeros(sae.cfg.d_sae, dtype=torch.bool)
+    l0 = squared_error = 0.0
+    x = torch.as_tensor(activations, dtype=torch.float32)
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            chunk = x[start : start + batch_size].to(sae.device)
+            codes = sae.encode(chunk)
+            squared_error += ((sae.decode(codes) - chunk) ** 2).sum().item()
+            l0 += (codes > 0).sum().item()
+            fired |= (codes > 0).any(dim=0).cpu()
+    total_variance = ((x - x.mean(dim=0)) ** 2).sum().item()
+    return {
+        "l0": l0 / len(x),
+        "fraction_variance_explained": 1 - squared_error / total_variance,
+        "fraction_dead": 1 - fired.float().mean().item(),
+    }
+
+
+def spliced_loss(model, sae: SAE, hook: str, tokens: torch.Tensor, batch_size: int = 8) -> dict[str, float]:
+    """Mean next-token loss of ``tokens`` ``(n, seq_len)`` without and with the SAE's reconstruction at ``hook``."""
+
+    def splice(activation, hook):  # noqa: ARG001 - TransformerLens passes the hook point
+        return sae.decode(sae.encode(activation.float())).to(activation.dtype)
+
+    clean = spliced = 0.0
+    with torch.no_grad():
+        for start in range(0, len(tokens), batch_size):
+            batch = tokens[start : start + batch_size].to(model.cfg.device)
+            clean += model(batch, return_type="loss").item() * len(batch)
+            spliced += model.run_with_hooks(batch, return_type="loss", fwd_hooks=[(hook, splice)]).item() * len(batch)
+    return {"loss_clean": clean / len(tokens), "loss_with_sae": spliced / len(tokens)}
