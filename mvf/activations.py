@@ -56,30 +56,50 @@ def collect_at_words(
     hooks: Sequence[str],
     batch_size: int = 32,
 ) -> dict[str, torch.Tensor]:
-    """Activations at the last token of ``words[i]`` in ``prompts[i]``: ``{hook: (n_prompts, d_model)}``.
+    """Activations at the last token of ``words[i]`` in ``prompts[i]``: ``{hook: (n_prompts, d_model)}``."""
+    if len(prompts) != len(words):
+        raise ValueError(f"got {len(prompts)} prompts but {len(words)} words; pass one word per prompt.")
+    positions = [word_token_position(model.tokenizer, p, w) for p, w in zip(prompts, words)]
+    return collect_at_positions(model, prompts, positions, hooks, batch_size)
+
+
+def collect_at_positions(
+    model,
+    prompts: Sequence[str],
+    positions: Sequence[int],
+    hooks: Sequence[str],
+    batch_size: int = 32,
+) -> dict[str, torch.Tensor]:
+    """Activations at token ``positions[i]`` of ``prompts[i]``: ``{hook: (n_prompts, d_model)}``.
 
     Prompts are right-padded into batches; a causal model's activations at a
     position do not see the padding after it.
     """
     if len(prompts) == 0:
         raise ValueError("the prompt list is empty; pass at least one prompt.")
-    if len(prompts) != len(words):
-        raise ValueError(f"got {len(prompts)} prompts but {len(words)} words; pass one word per prompt.")
     deepest = max(check_hook(model, hook) for hook in hooks)
-    tokenizer = model.tokenizer
-    positions = [word_token_position(tokenizer, p, w) for p, w in zip(prompts, words)]
+    tokens, lengths = pad_prompts(model, prompts)
+    if any(not 0 <= p < n for p, n in zip(positions, lengths)):
+        raise ValueError("a position lies outside its prompt; positions count tokens from 0.")
     out: dict[str, list[torch.Tensor]] = {hook: [] for hook in hooks}
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     for start in tqdm(range(0, len(prompts), batch_size), desc="prompts", leave=False):
-        encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts[start : start + batch_size]]
-        width = max(len(ids) for ids in encoded)
-        tokens = torch.tensor([ids + [pad] * (width - len(ids)) for ids in encoded], device=model.cfg.device)
-        index = torch.tensor(positions[start : start + batch_size], device=tokens.device)
+        batch = tokens[start : start + batch_size]
+        index = torch.tensor(positions[start : start + batch_size], device=batch.device)
         with torch.no_grad():
-            _, cache = model.run_with_cache(tokens, names_filter=list(hooks), stop_at_layer=deepest + 1)
+            _, cache = model.run_with_cache(batch, names_filter=list(hooks), stop_at_layer=deepest + 1)
         for hook in hooks:
-            out[hook].append(cache[hook][torch.arange(len(encoded)), index].float().cpu())
+            out[hook].append(cache[hook][torch.arange(len(batch)), index].float().cpu())
     return {hook: torch.cat(parts) for hook, parts in out.items()}
+
+
+def pad_prompts(model, prompts: Sequence[str]) -> tuple[torch.Tensor, list[int]]:
+    """Token ids of the prompts right-padded to one width ``(n, width)``, and each prompt's length."""
+    tokenizer = model.tokenizer
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    width = max(len(ids) for ids in encoded)
+    tokens = torch.tensor([ids + [pad] * (width - len(ids)) for ids in encoded], device=model.cfg.device)
+    return tokens, [len(ids) for ids in encoded]
 
 
 def corpus_hash(texts: Sequence[str]) -> str:
@@ -181,13 +201,13 @@ def collect_corpus(
         shape = (rows.numel(), model.cfg.d_model)
         shard = cache.load(index, shape)
         if shard is None:
-            shard = _forward_rows(model, rows, hook, layer, batch_size)
+            shard = forward_rows(model, rows, hook, layer, batch_size)
             cache.save(index, shard)
         shards.append(shard)
     return np.concatenate(shards)
 
 
-def _forward_rows(model, rows: torch.Tensor, hook: str, layer: int, batch_size: int) -> np.ndarray:
+def forward_rows(model, rows: torch.Tensor, hook: str, layer: int, batch_size: int) -> np.ndarray:
     """Activations of ``rows`` ``(n, seq_len)`` at ``hook``, flattened to ``(n * seq_len, d_model)`` float16."""
     parts = []
     for start in range(0, len(rows), batch_size):

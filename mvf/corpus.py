@@ -146,3 +146,23 @@ def name_contexts(
         rows.extend((unique[i], name, index) for i in sorted(chosen))
     sentences, words, labels = (list(column) for column in zip(*rows))
     return sentences, words, labels
+
+
+def calendar_rich_sample(texts: list[str], n_chars: int, seed: int = 0) -> list[str]:
+    """Documents that mention a weekday or month first (seeded order), then others, up to ``n_chars`` characters.
+
+    Calendar names are rare in general text; a small discovery run needs them
+    to be frequent enough for their SAE features to fire on many tokens.
+    """
+    pattern = re.compile(r"\b(" + "|".join(DAYS + MONTHS) + r")\b")
+    rng = np.random.default_rng(seed)
+    mentioning = [t for t in texts if pattern.search(t)]
+    others = [t for t in texts if not pattern.search(t)]
+    chosen, total = [], 0
+    for group in (mentioning, others):
+        for index in rng.permutation(len(group)):
+            if total >= n_chars:
+                return chosen
+            chosen.append(group[index])
+            total += len(group[index])
+    return chosen

@@ -145,3 +145,71 @@ def labelled_points_3d(points: np.ndarray, labels: np.ndarray, names: Sequence[s
         scene={"xaxis_title": "PC 1", "yaxis_title": "PC 2", "zaxis_title": "PC 3"},
     )  # fmt: skip
     return figure
+
+
+def cluster_panel(projected: np.ndarray, strings: Sequence[str], pcs: tuple[int, int], ax: Axes, title: str = "") -> None:
+    """A cluster's reconstructions on two PCs ``(m, ≥2)``, weekday / month tokens in cyclic colours, others grey."""
+    from mvf.dates import DAYS, MONTHS
+
+    x, y = projected[:, pcs[0]], projected[:, pcs[1]]
+    words = [s.strip() for s in strings]
+    ax.scatter(x, y, s=4, color="0.75", rasterized=True)
+    for names in (DAYS, MONTHS):
+        colours = calendar_colours(len(names))
+        for index, name in enumerate(names):
+            chosen = np.array([w == name for w in words])
+            if chosen.any():
+                ax.scatter(x[chosen], y[chosen], s=14, color=colours[index], label=name[:3])
+    ax.set_xlabel(f"PC {pcs[0] + 1}")
+    ax.set_ylabel(f"PC {pcs[1] + 1}")
+    ax.set_title(title, fontsize="small")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="x-small", ncol=2, markerscale=1.5)
+
+
+def probe_quality(table: pd.DataFrame) -> Figure:
+    """Held-out R² and angular error of the circle and linear probes per layer (rows of ``table``)."""
+    figure, (r2_ax, error_ax) = plt.subplots(1, 2, figsize=(12, 3.6))
+    layers = np.arange(len(table)) if "layer" not in table else table["layer"]
+    for kind in ("circle", "linear"):
+        r2_ax.plot(layers, table[f"{kind} R2"], marker="o", label=f"{kind} probe")
+        error_ax.plot(layers, np.degrees(table[f"{kind} angular error"]), marker="o", label=f"{kind} probe")
+    r2_ax.set_ylabel("held-out R²")
+    r2_ax.set_title("How well a rank-k probe predicts the value")
+    error_ax.set_ylabel("mean angular error (degrees)")
+    error_ax.set_title("Angular error of the predicted value")
+    for ax in (r2_ax, error_ax):
+        ax.set_xlabel("layer")
+        ax.legend()
+    figure.tight_layout()
+    return figure
+
+
+def intervention_effects(table: pd.DataFrame) -> Figure:
+    """Logit difference and new-answer accuracy per layer, one line per method (the paper's intervention plot)."""
+    figure, (diff_ax, accuracy_ax) = plt.subplots(1, 2, figsize=(13, 3.8))
+    for method, rows in table.groupby("method", sort=False):
+        diff_ax.plot(rows["layer"], rows["logit diff"], marker="o", label=method)
+        accuracy_ax.plot(rows["layer"], rows["accuracy"], marker="o", label=method)
+    diff_ax.axhline(0, color="0.6", linewidth=1)
+    diff_ax.set_ylabel("logit(new answer) − logit(old answer)")
+    diff_ax.set_title("Does the intervention move the answer?")
+    accuracy_ax.set_ylabel("share answering the new value")
+    accuracy_ax.set_ylim(0, 1.02)
+    accuracy_ax.set_title("Accuracy of the intended new answer")
+    for ax in (diff_ax, accuracy_ax):
+        ax.set_xlabel("layer")
+    accuracy_ax.legend(fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
+def answer_distribution(probabilities: np.ndarray, angles: np.ndarray, names: Sequence[str], ax: Axes, title: str = "") -> None:
+    """Heatmap of the answer distribution ``(n_angles, p)`` as the patched point moves around the circle."""
+    image = ax.imshow(probabilities.T, aspect="auto", origin="lower", cmap="viridis", vmin=0, vmax=1,
+                      extent=[np.degrees(angles[0]), np.degrees(angles[-1]), -0.5, len(names) - 0.5])  # fmt: skip
+    ax.set_yticks(range(len(names)), [n[:3] for n in names])
+    ax.set_xlabel("angle of the patched point (degrees)")
+    ax.set_ylabel("answer")
+    ax.set_title(title)
+    ax.figure.colorbar(image, ax=ax, label="probability among allowed answers")

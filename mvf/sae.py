@@ -31,6 +31,7 @@ class PretrainedRelease:
     sae_id: str
     hook: str
     description: str
+    expected_fve: float
 
 
 RELEASES: dict[str, PretrainedRelease] = {
@@ -38,18 +39,29 @@ RELEASES: dict[str, PretrainedRelease] = {
     for r in (
         PretrainedRelease(
             "gpt2-small-res-jb", "gpt2-small", "blocks.7.hook_resid_pre", "blocks.7.hook_resid_pre",
-            "GPT-2 small residual SAEs (J. Bloom), 24 576 features; the paper's discovery SAE is layer 7",
+            "GPT-2 small residual SAEs (J. Bloom), 24 576 features; the paper's discovery SAE is layer 7", 0.9,
         ),
         PretrainedRelease(
             "mistral-7b-res-wg", "mistral-7b", "blocks.8.hook_resid_pre", "blocks.8.hook_resid_pre",
-            "Mistral 7B residual SAEs (W. Gurnee); the paper uses layer 8",
+            "Mistral 7B residual SAEs (W. Gurnee); the paper uses layer 8", 0.8,
         ),
         PretrainedRelease(
             "gemma-scope-2b-pt-res-canonical", "gemma-2-2b", "layer_12/width_16k/canonical", "blocks.12.hook_resid_post",
-            "Gemma Scope residual SAEs for Gemma 2 2B (JumpReLU), canonical L0 per width",
+            "Gemma Scope residual SAEs for Gemma 2 2B (JumpReLU), canonical L0 per width", 0.8,
         ),
     )  # fmt: skip
 }
+
+
+# Feature ids the paper reports for its circular clusters (GPT-2 small, layer 7; methods.md §2).
+PAPER_FEATURES: dict[str, dict[str, list[int]]] = {
+    "gpt2-small-res-jb": {
+        "days": [2592, 4445, 4663, 4733, 6531, 8179, 9566, 20927, 24185],
+        "months": [3977, 4140, 5993, 7299, 9104, 9401, 10449, 11196, 12661, 14715, 17068, 17528, 19589, 21033, 22043,
+                   23304],
+        "years": [1052, 2753, 4427, 6382, 8314, 9576, 9606, 13551, 19734, 20349],
+    }
+}  # fmt: skip
 
 
 def load_sae(release: str, sae_id: str | None = None, device: str = "cpu") -> SAE:
@@ -115,6 +127,23 @@ def quality(sae: SAE, activations: np.ndarray, batch_size: int = 4096) -> dict[s
         "fraction_variance_explained": 1 - squared_error / total_variance,
         "fraction_dead": 1 - fired.float().mean().item(),
     }
+
+
+def check_activation_mode(sae: SAE, activations: np.ndarray, expected_fve: float, tolerance: float = 0.15) -> float:
+    """The SAE's variance explained on ``(n, d_in)`` activations; ``ValueError`` if far below what it should reach.
+
+    An SAE fed activations from the wrong weight processing (a bridge without
+    compatibility mode for an SAE trained on HookedTransformer's processed
+    weights, or the reverse) fails silently otherwise.
+    """
+    measured = quality(sae, activations)["fraction_variance_explained"]
+    if measured < expected_fve - tolerance:
+        raise ValueError(
+            f"the SAE explains {measured:.2f} of the variance here but should explain about {expected_fve:.2f}: the "
+            "activations probably come from the wrong activation mode. Load the model with the profile's "
+            "compatibility_mode (mvf.models.load_model does) and use the hook the SAE was trained on."
+        )
+    return measured
 
 
 def spliced_loss(model, sae: SAE, hook: str, tokens: torch.Tensor, batch_size: int = 8) -> dict[str, float]:

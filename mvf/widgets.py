@@ -44,3 +44,41 @@ def layer_explorer(activations: dict[str, np.ndarray], labels: np.ndarray, names
         plt.show()
 
     return widgets.interactive(redraw, layer=widgets.IntSlider(value=len(hooks) // 4, min=0, max=len(hooks) - 1))
+
+
+def cluster_browser(table, codes, decoder: np.ndarray, labels: np.ndarray, strings: Sequence[str]) -> widgets.Widget:
+    """Pick a ranked cluster: its four consecutive PCA planes, S, M and top tokens."""
+    from mvf import discovery
+
+    def redraw(cluster: int) -> None:
+        tokens, projected = discovery.cluster_projection(codes, decoder, labels, cluster)
+        row = table.set_index("cluster").loc[cluster]
+        figure, axes = plt.subplots(1, projected.shape[1] - 1, figsize=(16, 3.8))
+        for pair, ax in enumerate(axes):
+            plots.cluster_panel(projected, [strings[t] for t in tokens], (pair, pair + 1), ax)
+        figure.suptitle(f"cluster {cluster}: {row['features']} features, S={row['S']:.2f}, M={row['M']:.2f}; {row['top tokens']}")
+        figure.tight_layout()
+        plt.show()
+
+    options = [(f"#{rank + 1}: cluster {c} (score {s:.2f})", int(c)) for rank, (c, s) in enumerate(zip(table["cluster"], table["score"]))]
+    return widgets.interactive(redraw, cluster=widgets.Dropdown(options=options, description="cluster"))
+
+
+def circle_slider(model, problem, probe, hook: str, position: int, clean: np.ndarray) -> widgets.Widget:
+    """Angle and radius sliders for the patched circle point; the model's answer distribution redrawn live."""
+    from mvf import interventions
+
+    def redraw(angle: float, radius: float) -> None:
+        probabilities = interventions.off_circle(model, problem, probe, hook, position, clean, np.radians([angle]), radius)[0]
+        figure, ax = plt.subplots(figsize=(8, 3))
+        ax.bar([n[:3] for n in problem.names], probabilities, color=plots.calendar_colours(len(problem.names)))
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("probability")
+        ax.set_title(f"{problem.prompt!r} with the point at {angle:.0f}°, radius {radius:.2f}")
+        plt.show()
+
+    return widgets.interactive(
+        redraw,
+        angle=widgets.FloatSlider(value=0, min=0, max=360, step=5, description="angle (°)"),
+        radius=widgets.FloatSlider(value=1.0, min=0.0, max=1.5, step=0.05, description="radius"),
+    )

@@ -49,7 +49,7 @@ def test_bad_input_is_rejected_with_a_reason(model, prompts, words, hooks, messa
 def test_corpus_cache_round_trip_and_reuse(model, tmp_path, monkeypatch):
     first = activations.collect_corpus(model, "smollm2-135m", TEXTS, HOOK, tmp_path, seq_len=32, rows_per_shard=4)
     assert first.shape[1] == model.cfg.d_model and first.dtype == np.float16
-    monkeypatch.setattr(activations, "_forward_rows", lambda *a, **k: pytest.fail("a valid cache was recomputed"))
+    monkeypatch.setattr(activations, "forward_rows", lambda *a, **k: pytest.fail("a valid cache was recomputed"))
     again = activations.collect_corpus(model, "smollm2-135m", TEXTS, HOOK, tmp_path, seq_len=32, rows_per_shard=4)
     np.testing.assert_array_equal(first, again)
     assert not list(tmp_path.rglob(".*")), "temporary files were left behind"
@@ -71,7 +71,7 @@ def test_damaged_shard_is_detected_and_recomputed(model, tmp_path, damage):
 
 
 def test_interrupted_collection_resumes_from_finished_shards(model, tmp_path, monkeypatch):
-    real = activations._forward_rows
+    real = activations.forward_rows
     calls = []
 
     def failing_after_two(*args, **kwargs):
@@ -80,15 +80,15 @@ def test_interrupted_collection_resumes_from_finished_shards(model, tmp_path, mo
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(activations, "_forward_rows", failing_after_two)
+    monkeypatch.setattr(activations, "forward_rows", failing_after_two)
     with pytest.raises(KeyboardInterrupt):
         activations.collect_corpus(model, "smollm2-135m", TEXTS, HOOK, tmp_path, seq_len=32, rows_per_shard=2)
     resumed = []
-    monkeypatch.setattr(activations, "_forward_rows", lambda *a, **k: resumed.append(1) or real(*a, **k))
+    monkeypatch.setattr(activations, "forward_rows", lambda *a, **k: resumed.append(1) or real(*a, **k))
     result = activations.collect_corpus(model, "smollm2-135m", TEXTS, HOOK, tmp_path, seq_len=32, rows_per_shard=2)
     total_shards = len(list(tmp_path.rglob("shard_*.npy")))
     assert len(resumed) == total_shards - 2
-    monkeypatch.setattr(activations, "_forward_rows", real)
+    monkeypatch.setattr(activations, "forward_rows", real)
     fresh = activations.collect_corpus(model, "smollm2-135m", TEXTS, HOOK, tmp_path / "fresh", seq_len=32, rows_per_shard=2)
     np.testing.assert_array_equal(result, fresh)
 

@@ -1,0 +1,41 @@
+"""mvf.probes: a planted circle is recovered; a line probe cannot do as well on it; bad input is refused."""
+
+import numpy as np
+import pytest
+
+from mvf import probes
+
+
+def _planted(period: int = 7, n: int = 280, d: int = 40, noise: float = 0.05, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    values = np.arange(n) % period
+    basis = np.linalg.qr(rng.normal(size=(d, 2)))[0]
+    points = 3 * probes.circle_targets(values, period) @ basis.T + noise * rng.normal(size=(n, d))
+    return points + rng.normal(size=d), values
+
+
+def test_circle_probe_recovers_a_planted_circle():
+    points, values = _planted()
+    probe = probes.fit_circle_probe(points, values, 7)
+    errors = probes.angular_error(probe.angle(points), values, 7)
+    assert errors.max() < 0.1
+    scores = probes.cross_validate(points, values, 7)
+    assert scores["circle R2"] > 0.95 and scores["circle angular error"] < 0.1
+    assert scores["linear angular error"] > 3 * scores["circle angular error"]
+
+
+def test_noise_gives_no_circle():
+    rng = np.random.default_rng(1)
+    scores = probes.cross_validate(rng.normal(size=(280, 40)), np.arange(280) % 7, 7)
+    assert scores["circle R2"] < 0.1
+
+
+def test_bad_input():
+    points, values = _planted(n=14, d=8)
+    with pytest.raises(ValueError, match="k=20 is too large"):
+        probes.fit_circle_probe(points, values, 7, k=20)
+    with pytest.raises(ValueError, match="one value each"):
+        probes.fit_circle_probe(points, values[:-1], 7)
+    points[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        probes.fit_circle_probe(points, values, 7)

@@ -1,0 +1,73 @@
+"""mvf.sae: the embedded SAE, its recorded quality, and the offline errors for pretrained releases."""
+
+import numpy as np
+import pytest
+import torch
+
+from mvf import activations, corpus, models, sae
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    return sae.load_embedded_sae()
+
+
+@pytest.fixture(scope="module")
+def held_out(model, embedded):
+    _, provenance = embedded
+    seq_len = provenance["corpus"]["seq_len"]
+    rows = activations.tokenize_corpus(model.tokenizer, corpus.corpus_texts(), seq_len)
+    rows = rows[-provenance["corpus"]["held_out_tokens"] // seq_len :]
+    layer = activations.check_hook(model, provenance["hook"])
+    return rows, activations.forward_rows(model, rows, provenance["hook"], layer, 16).astype(np.float32)
+
+
+def test_provenance_says_how_to_rebuild_it(embedded):
+    model_sae, provenance = embedded
+    assert provenance["command"].startswith("python scripts/train_sae.py")
+    assert "without enable_compatibility_mode" in provenance["activation_mode"]
+    assert model_sae.cfg.d_sae == provenance["d_sae"]
+    assert provenance["corpus"]["sha"] == activations.corpus_hash(corpus.corpus_texts())
+
+
+def test_recorded_quality_is_what_the_held_out_tokens_give(embedded, held_out):
+    model_sae, provenance = embedded
+    measured = sae.quality(model_sae, held_out[1])
+    recorded = provenance["quality_on_held_out"]
+    for key in ("l0", "fraction_variance_explained", "fraction_dead"):
+        assert measured[key] == pytest.approx(recorded[key], abs=0.02 * max(1.0, abs(recorded[key])))
+    assert measured["fraction_variance_explained"] > 0.6
+
+
+def test_activation_mode_guard_catches_wrong_inputs(embedded, held_out):
+    model_sae, provenance = embedded
+    expected = provenance["quality_on_held_out"]["fraction_variance_explained"]
+    assert sae.check_activation_mode(model_sae, held_out[1], expected) > expected - 0.05
+    shifted = held_out[1] - held_out[1].mean(axis=0)  # what processed (centred) weights would feed it
+    with pytest.raises(ValueError, match="activation mode"):
+        sae.check_activation_mode(model_sae, shifted, expected)
+
+
+def test_sparse_codes_equal_dense_encoding(embedded, held_out):
+    model_sae, _ = embedded
+    x = held_out[1][:300]
+    dense = model_sae.encode(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(sae.sparse_codes(model_sae, x, batch_size=128).toarray(), dense, rtol=1e-5, atol=1e-6)
+
+
+def test_spliced_loss_is_worse_than_clean_but_finite(model, embedded, held_out):
+    model_sae, provenance = embedded
+    loss = sae.spliced_loss(model, model_sae, provenance["hook"], held_out[0][:4])
+    assert np.isfinite(loss["loss_with_sae"]) and loss["loss_with_sae"] >= loss["loss_clean"] - 0.01
+
+
+def test_pretrained_release_offline_names_the_embedded_sae():
+    with pytest.raises(models.HubUnavailableError, match="load_embedded_sae"):
+        sae.load_sae("gpt2-small-res-jb")
+
+
+def test_unknown_release_and_missing_folder():
+    with pytest.raises(ValueError, match="gpt2-small-res-jb"):
+        sae.load_sae("gpt5-res")
+    with pytest.raises(FileNotFoundError, match="cfg.json"):
+        sae.load_sae_from_disk("/nonexistent-sae")
