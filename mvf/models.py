@@ -8,12 +8,15 @@ Hugging Face hub, or from a local directory / GGUF file passed as ``path``.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformer_lens.model_bridge import TransformerBridge
+
+from mvf.cache import CACHE_DIR, build_folder_atomically, sha256_file
 
 DEFAULT_MODEL = "smollm2-135m"
 
@@ -143,6 +146,42 @@ def embedded_gguf(p: ModelProfile) -> Path:
     return path
 
 
+def _convert_gguf(path: Path, folder: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    hf_model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    # The weights are dequantised already; drop the GGUF quantiser so that transformers agrees to save them.
+    hf_model.hf_quantizer = None
+    del hf_model.config.quantization_config
+    hf_model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    checksums = {file.name: sha256_file(file) for file in sorted(folder.iterdir())}
+    (folder / "manifest.json").write_text(json.dumps({"gguf": path.name, "sha256": checksums}, indent=1))
+
+
+def _intact(folder: Path) -> bool:
+    try:
+        checksums = json.loads((folder / "manifest.json").read_text())["sha256"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return all((folder / name).is_file() and sha256_file(folder / name) == sha for name, sha in checksums.items())
+
+
+def converted_gguf(path: Path) -> Path:
+    """A transformers folder (float32 safetensors + tokenizer) converted once from a GGUF file.
+
+    Converting the GGUF tokenizer costs ~20 s on 2 cores and the converted copy
+    loads in under a second, so it is cached under ``mvf.cache.CACHE_DIR``,
+    keyed by the GGUF's SHA-256, built in a temporary folder and renamed, and
+    re-validated against its checksums on every read (a damaged copy is rebuilt).
+    """
+    folder = CACHE_DIR / f"{path.stem}-{sha256_file(path)[:16]}"
+    if not _intact(folder):
+        build_folder_atomically(folder, lambda temporary: _convert_gguf(path, temporary))
+    return folder
+
+
 def load_gguf_transformers(path: Path, device: str = "cpu", dtype: torch.dtype = torch.float32):
     """The plain transformers model and tokenizer of a GGUF file (dequantised to ``dtype``).
 
@@ -151,10 +190,9 @@ def load_gguf_transformers(path: Path, device: str = "cpu", dtype: torch.dtype =
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    hf_model = AutoModelForCausalLM.from_pretrained(
-        path.parent, gguf_file=path.name, dtype=dtype, attn_implementation="eager"
-    )
+    folder = converted_gguf(path)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, attn_implementation="eager")
     return hf_model.to(device).eval(), tokenizer
 
 

@@ -213,3 +213,29 @@ def answer_distribution(probabilities: np.ndarray, angles: np.ndarray, names: Se
     ax.set_ylabel("answer")
     ax.set_title(title)
     ax.figure.colorbar(image, ax=ax, label="probability among allowed answers")
+
+
+def _group_colour(name: str, index: int) -> str:
+    return "0.85" if name == "unexplained" else plt.get_cmap("tab10")(index % 10)
+
+
+def explained_variance_layers(tables: dict[str, pd.DataFrame]) -> Figure:
+    """Stacked explained variance per layer, one panel per token position (the paper's §5 plots).
+
+    Each table has one row per layer (index ``blocks.{L}.…``) and one column
+    per group in entry order, then ``unexplained``; colours follow the columns.
+    """
+    figure, axes = plt.subplots(1, len(tables), figsize=(6.5 * len(tables), 3.8), squeeze=False, sharey=True)
+    for ax, (position, table) in zip(axes[0], tables.items()):
+        layers = [int(hook.split(".")[1]) for hook in table.index]
+        bottom = np.zeros(len(table))
+        for index, group in enumerate(table.columns):
+            ax.bar(layers, table[group], bottom=bottom, color=_group_colour(group, index), label=group, width=0.8)
+            bottom += table[group].to_numpy()
+        ax.set_xlabel("layer")
+        ax.set_title(f"{position} token")
+        ax.set_ylim(0, 1)
+    axes[0, 0].set_ylabel("share of variance (groups added in order)")
+    axes[0, -1].legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
+    figure.tight_layout()
+    return figure

@@ -20,6 +20,10 @@ from sae_lens import SAE
 from mvf.models import HubUnavailableError
 
 EMBEDDED_SAE = Path(__file__).parent / "data" / "sae-smollm2"
+# Attention-sink tokens ("massive activations": each row's first token, and about 1.6% of the others in SmolLM2's
+# layer 5) have norms far above the rest and would dominate the SAE's squared error. Tokens whose norm exceeds
+# this many times the median are left out of training, evaluation and splicing.
+MASSIVE_NORM_RATIO = 3.0
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,26 @@ def load_embedded_sae(device: str = "cpu") -> tuple[SAE, dict]:
     return load_sae_from_disk(EMBEDDED_SAE, device=device), json.loads((EMBEDDED_SAE / "provenance.json").read_text())
 
 
+def _norms(activations: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+    # float32 in chunks: float16 squares overflow, and a float32 copy of a whole corpus would not fit.
+    return np.concatenate([np.linalg.norm(activations[i : i + chunk].astype(np.float32), axis=1)
+                           for i in range(0, len(activations), chunk)])  # fmt: skip
+
+
+def massive_norm_threshold(activations: np.ndarray) -> float:
+    """The norm above which a token of ``(n, d)`` activations counts as massive: the ratio times the median."""
+    return float(MASSIVE_NORM_RATIO * np.median(_norms(activations)))
+
+
+def ordinary_tokens(activations: np.ndarray, seq_len: int, max_norm: float) -> np.ndarray:
+    """Mask ``(n,)`` of the rows of ``(n, d)`` corpus activations (rows of ``seq_len`` tokens, flattened) that are
+    neither the first token of their row nor above ``max_norm``."""
+    if len(activations) % seq_len:
+        raise ValueError(f"{len(activations)} activations are not whole rows of seq_len={seq_len}.")
+    first = np.arange(len(activations)) % seq_len == 0
+    return ~first & (_norms(activations) <= max_norm)
+
+
 def sparse_codes(sae: SAE, activations: np.ndarray, batch_size: int = 4096):
     """SAE feature activations of ``(n, d_in)`` activations as a ``scipy.sparse.csr_matrix`` ``(n, d_sae)``."""
     from scipy import sparse
@@ -146,11 +170,17 @@ def check_activation_mode(sae: SAE, activations: np.ndarray, expected_fve: float
     return measured
 
 
-def spliced_loss(model, sae: SAE, hook: str, tokens: torch.Tensor, batch_size: int = 8) -> dict[str, float]:
-    """Mean next-token loss of ``tokens`` ``(n, seq_len)`` without and with the SAE's reconstruction at ``hook``."""
+def spliced_loss(model, sae: SAE, hook: str, tokens: torch.Tensor, max_norm: float, batch_size: int = 8) -> dict[str, float]:
+    """Mean next-token loss of ``tokens`` ``(n, seq_len)`` without and with the SAE's reconstruction at ``hook``.
+
+    The reconstruction replaces ordinary tokens only (see :func:`ordinary_tokens`);
+    first tokens and massive ones pass through unchanged, as in training.
+    """
 
     def splice(activation, hook):  # noqa: ARG001 - TransformerLens passes the hook point
-        return sae.decode(sae.encode(activation.float())).to(activation.dtype)
+        keep = activation.float().norm(dim=-1, keepdim=True) <= max_norm
+        keep[:, 0] = False
+        return torch.where(keep, sae.decode(sae.encode(activation.float())).to(activation.dtype), activation)
 
     clean = spliced = 0.0
     with torch.no_grad():

@@ -21,13 +21,17 @@ NUMBER_WORDS = ("One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", 
 
 @dataclass(frozen=True)
 class Problem:
-    """One prompt: the start value, the shift applied to it and the answer, all as indices into ``names``."""
+    """One prompt: the start value, the shift applied to it and the answer, all as indices into ``names``.
+
+    ``listed`` is how many names the prompt lists (the successor task's list length; 1 otherwise).
+    """
 
     prompt: str
     start: int
     shift: int
     answer: int
     names: tuple[str, ...]
+    listed: int = 1
 
     @property
     def period(self) -> int:
@@ -59,9 +63,9 @@ def _successor(names: tuple[str, ...]) -> list[Problem]:
     problems = []
     for length in (2, 3, 4):
         for first in range(len(names)):
-            listed = [names[(first + i) % len(names)] for i in range(length)]
+            shown = [names[(first + i) % len(names)] for i in range(length)]
             last = (first + length - 1) % len(names)
-            problems.append(Problem(", ".join(listed) + ",", last, 1, (last + 1) % len(names), names))
+            problems.append(Problem(", ".join(shown) + ",", last, 1, (last + 1) % len(names), names, length))
     return problems
 
 

@@ -7,7 +7,9 @@ embedded SmolLM2 with raw Hugging Face weights (no compatibility mode), and
 are cached under ``artifacts/activations/`` (resumable). The last
 ``--held-out-rows`` rows of the corpus are held out: L0, variance explained,
 dead features and the language-model loss with the SAE spliced in are
-measured on them and written to ``provenance.json``.
+measured on them and written to ``provenance.json``. Each row's first token
+and tokens with massive norms (attention sinks, ``mvf.sae.ordinary_tokens``)
+are left out.
 """
 
 import argparse
@@ -25,6 +27,7 @@ from sae_lens.training.sae_trainer import SAETrainer  # noqa: E402
 from mvf import activations, corpus, models, sae  # noqa: E402
 
 SEQ_LEN = 128
+DEAD_WINDOW_TOKENS = 100_000  # tokens without firing before a feature counts as dead (and gets the auxiliary loss)
 
 
 def batches(train: np.ndarray, batch_size: int, seed: int):
@@ -53,19 +56,27 @@ def main() -> None:
     texts = corpus.corpus_texts()
     acts = activations.collect_corpus(model, "smollm2-135m", texts, args.hook, "artifacts/activations", seq_len=SEQ_LEN)
     split = len(acts) - args.held_out_rows * SEQ_LEN
-    train, held_out = acts[:split], acts[split:].astype(np.float32)
+    max_norm = sae.massive_norm_threshold(acts[:split:97])
+    keep = sae.ordinary_tokens(acts, SEQ_LEN, max_norm)
+    train, held_out = acts[:split][keep[:split]], acts[split:][keep[split:]].astype(np.float32)
 
-    cfg = TopKTrainingSAEConfig(d_in=model.cfg.d_model, d_sae=args.d_sae, k=args.k, dtype="float32", device="cpu")
+    # Inputs scaled to a fixed average norm while training (folded into the weights on save); dead features
+    # (no firing for DEAD_WINDOW_TOKENS) are revived by TopK's auxiliary loss.
+    cfg = TopKTrainingSAEConfig(
+        d_in=model.cfg.d_model, d_sae=args.d_sae, k=args.k, dtype="float32", device="cpu",
+        normalize_activations="expected_average_only_in",
+    )  # fmt: skip
     trainer_cfg = SAETrainerConfig(
         total_training_samples=int(args.epochs * len(train)), train_batch_size_samples=args.batch_size,
         lr=args.lr, lr_end=args.lr / 10, lr_warm_up_steps=20, lr_scheduler_name="cosineannealing", device="cpu",
+        dead_feature_window=DEAD_WINDOW_TOKENS // args.batch_size, n_batches_for_norm_estimate=50,
     )  # fmt: skip
     trained = SAETrainer(trainer_cfg, TopKTrainingSAE(cfg), batches(train, args.batch_size, args.seed)).fit()
     trained.save_inference_model(sae.EMBEDDED_SAE)
 
     inference = sae.load_sae_from_disk(sae.EMBEDDED_SAE)
     tokens = activations.tokenize_corpus(model.tokenizer, texts, SEQ_LEN)[-args.held_out_rows :]
-    measured = sae.quality(inference, held_out) | sae.spliced_loss(model, inference, args.hook, tokens[:64])
+    measured = sae.quality(inference, held_out) | sae.spliced_loss(model, inference, args.hook, tokens[:64], max_norm)
     provenance = {
         "model": "smollm2-135m",
         "hook": args.hook,
@@ -75,7 +86,9 @@ def main() -> None:
         "seed": args.seed,
         "command": "python scripts/train_sae.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
         "corpus": {"sha": activations.corpus_hash(texts), "seq_len": SEQ_LEN, "train_tokens": len(train),
-                   "held_out_tokens": len(held_out)},
+                   "held_out_rows": args.held_out_rows, "held_out_tokens": len(held_out)},
+        "max_norm": max_norm,
+        "excluded_share": float(1 - keep.mean()),
         "quality_on_held_out": measured | {"loss_measured_on_tokens": int(tokens[:64].numel())},
     }  # fmt: skip
     (sae.EMBEDDED_SAE / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")

@@ -61,12 +61,15 @@ def test_ranking_puts_the_planted_circle_first():
     decoder, codes = _planted()
     labels = discovery.threshold_clusters(decoder, 0.5)
     strings = ["day" if t % 2 == 0 else "line" for t in range(len(codes))]
-    table = discovery.rank_clusters(sparse.csr_matrix(codes), decoder, labels, strings, n_components=2)
+    table = discovery.rank_clusters(sparse.csr_matrix(codes), decoder, labels, strings, n_components=2,
+                                    watch={"day": ["day"]})  # fmt: skip
     assert table.loc[0, "cluster"] == labels[0]
+    assert table.loc[0, "day share"] == 1.0 and (table.loc[1:, "day share"] == 0.0).all()
     assert table.loc[0, "S"] > 0.8 and table.loc[0, "M"] < 0.3
     assert (table.loc[1:, "M"] > 0.5).all()
     assert "'day'" in table.loc[0, "top tokens"]
-    again = discovery.rank_clusters(sparse.csr_matrix(codes), decoder, labels, strings, n_components=2)
+    again = discovery.rank_clusters(sparse.csr_matrix(codes), decoder, labels, strings, n_components=2,
+                                    watch={"day": ["day"]})  # fmt: skip
     assert table.equals(again)
 
 

@@ -14,8 +14,9 @@ def setup(model):
     problems = tasks.task("weekday-successor")
     positions = np.array([tasks.positions(model.tokenizer, p)["operand"] for p in problems])
     clean = activations.collect_at_positions(model, [p.prompt for p in problems], positions, [HOOK])[HOOK].numpy()
+    clean = clean.astype(np.float64)
     starts = np.array([p.start for p in problems])
-    return problems, positions, clean.astype(np.float64), probes.fit_circle_probe(clean, starts, 7)
+    return problems, positions, clean, probes.fit_circle_probe(clean, starts, 7)
 
 
 def test_circle_patch_makes_the_probe_read_the_target(setup):

@@ -1,9 +1,12 @@
 """mvf.models: the registry, offline loading of the embedded model, parity with transformers, clear errors."""
 
+import json
+
 import pytest
 import torch
 
 from mvf import models
+from mvf.cache import build_folder_atomically, sha256_file
 
 
 def test_embedded_model_loads_offline_with_transformer_lens_hooks(model):
@@ -63,3 +66,47 @@ def test_local_directory_is_accepted_for_a_hub_profile(model, tmp_path):
     tiny = models.load_model("llama-3-8b", device="cpu", dtype="float32", path=tmp_path)
     assert tiny.cfg.n_layers == 2 and tiny.cfg.d_model == 32
     assert "blocks.1.hook_resid_post" in tiny.hook_dict
+
+
+def test_converted_copy_holds_the_gguf_weights(model):
+    from transformers import AutoModelForCausalLM
+
+    gguf = models.embedded_gguf(models.profile("smollm2-135m"))
+    direct = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32).state_dict()
+    converted = AutoModelForCausalLM.from_pretrained(models.converted_gguf(gguf), dtype=torch.float32).state_dict()
+    assert direct.keys() == converted.keys()
+    assert all(torch.equal(direct[name], converted[name]) for name in direct)
+
+
+def test_damaged_converted_copy_is_rebuilt(tmp_path, monkeypatch):
+    gguf = tmp_path / "tiny.gguf"
+    gguf.write_bytes(b"not really a gguf")
+    monkeypatch.setattr(models, "CACHE_DIR", tmp_path / "cache")
+    calls = []
+
+    def fake_convert(path, folder):
+        calls.append(path)
+        (folder / "model.safetensors").write_bytes(b"weights")
+        (folder / "manifest.json").write_text(json.dumps({"sha256": {"model.safetensors": sha256_file(folder / "model.safetensors")}}))
+
+    monkeypatch.setattr(models, "_convert_gguf", fake_convert)
+    folder = models.converted_gguf(gguf)
+    assert models.converted_gguf(gguf) == folder and len(calls) == 1
+    (folder / "model.safetensors").write_bytes(b"weightz")  # same size as before: only the checksum can tell
+    assert models.converted_gguf(gguf) == folder and len(calls) == 2
+    assert (folder / "model.safetensors").read_bytes() == b"weights"
+    (folder / "manifest.json").write_text("{")
+    models.converted_gguf(gguf)
+    assert len(calls) == 3 and not [p for p in folder.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_failed_conversion_leaves_nothing_behind(tmp_path):
+    target = tmp_path / "converted"
+
+    def broken(folder):
+        (folder / "half.bin").write_bytes(b"x")
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        build_folder_atomically(target, broken)
+    assert list(tmp_path.iterdir()) == []

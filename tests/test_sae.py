@@ -17,9 +17,10 @@ def held_out(model, embedded):
     _, provenance = embedded
     seq_len = provenance["corpus"]["seq_len"]
     rows = activations.tokenize_corpus(model.tokenizer, corpus.corpus_texts(), seq_len)
-    rows = rows[-provenance["corpus"]["held_out_tokens"] // seq_len :]
+    rows = rows[-provenance["corpus"]["held_out_rows"] :]
     layer = activations.check_hook(model, provenance["hook"])
-    return rows, activations.forward_rows(model, rows, provenance["hook"], layer, 16).astype(np.float32)
+    acts = activations.forward_rows(model, rows, provenance["hook"], layer, 16).astype(np.float32)
+    return rows, acts[sae.ordinary_tokens(acts, seq_len, provenance["max_norm"])]
 
 
 def test_provenance_says_how_to_rebuild_it(embedded):
@@ -57,8 +58,17 @@ def test_sparse_codes_equal_dense_encoding(embedded, held_out):
 
 def test_spliced_loss_is_worse_than_clean_but_finite(model, embedded, held_out):
     model_sae, provenance = embedded
-    loss = sae.spliced_loss(model, model_sae, provenance["hook"], held_out[0][:4])
+    loss = sae.spliced_loss(model, model_sae, provenance["hook"], held_out[0][:4], provenance["max_norm"])
     assert np.isfinite(loss["loss_with_sae"]) and loss["loss_with_sae"] >= loss["loss_clean"] - 0.01
+
+
+def test_ordinary_tokens_leave_out_first_and_massive_tokens():
+    acts = np.ones((8, 3), dtype=np.float16)
+    acts[5] = 300.0  # its float16 square overflows; the norm must not
+    keep = sae.ordinary_tokens(acts, seq_len=4, max_norm=sae.massive_norm_threshold(acts))
+    assert keep.tolist() == [False, True, True, True, False, False, True, True]
+    with pytest.raises(ValueError, match="whole rows"):
+        sae.ordinary_tokens(acts[:7], seq_len=4, max_norm=10.0)
 
 
 def test_pretrained_release_offline_names_the_embedded_sae():

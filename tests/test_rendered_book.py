@@ -1,0 +1,109 @@
+"""The rendered book as a reader sees it: every page opened in headless Chromium.
+
+Builds the book with ``jupyter-book`` unless ``_build/html`` is newer than
+every source (then the built HTML is reused), serves it on localhost, and for
+the index and every chapter checks: images load, no error output cells,
+internal links resolve (files and anchors), and widgets come with a static
+figure. A full-page screenshot of each page lands in ``_build/screenshots/``.
+Chromium is Debian's ``chromium`` package, which ``make test`` installs.
+"""
+
+import functools
+import http.server
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import urldefrag, urljoin, urlparse
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+HTML = ROOT / "_build" / "html"
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+CHROMIUM = shutil.which("chromium")
+TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
+PAGES = [TOC["root"]] + [chapter["file"] for chapter in TOC["chapters"]]
+SOURCES = [*ROOT.glob("book/*.ipynb"), *ROOT.glob("book/*.md"), *ROOT.glob("mvf/**/*.py"), ROOT / "_config.yml", ROOT / "_toc.yml"]
+
+def _build_is_current() -> bool:
+    pages = [HTML / f"{page}.html" for page in PAGES]
+    if not all(page.exists() for page in pages):
+        return False
+    return min(page.stat().st_mtime for page in pages) > max(source.stat().st_mtime for source in SOURCES)
+
+
+@pytest.fixture(scope="module")
+def site():
+    if not _build_is_current():
+        build = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "--warningiserror", "--keep-going"]
+        done = subprocess.run(build, cwd=ROOT, capture_output=True, text=True)
+        assert done.returncode == 0, f"the book does not build:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM, "Debian's chromium is not installed: `make test` installs it (apt-get install chromium)."
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+def _internal_links(page, base: str) -> list[str]:
+    hrefs = page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)")
+    return sorted({href for href in hrefs if href.startswith(base) and not href.startswith(base + "_sources/")})
+
+
+def _broken(page, links: list[str], base: str) -> list[str]:
+    broken = []
+    for link in links:
+        path, anchor = urldefrag(link)
+        target = HTML / urlparse(path).path.lstrip("/")
+        if target.is_dir():
+            target = target / "index.html"
+        if not target.exists():
+            broken.append(link)
+        elif anchor and target.suffix == ".html" and f'id="{anchor}"' not in target.read_text(errors="replace"):
+            broken.append(link)
+    return broken
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_page_renders_for_a_reader(site, browser, name):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    url = urljoin(site, f"{name}.html")
+    response = page.goto(url, wait_until="networkidle")
+    assert response is not None and response.ok, f"{url} did not load"
+
+    missing = page.evaluate("Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)")
+    assert not missing, f"{name}: images that do not load: {missing}"
+    failed = page.locator("div.cell_output .traceback, div.cell_output .output.error").count()
+    assert failed == 0, f"{name}: {failed} error output cells"
+    assert not _broken(page, _internal_links(page, site), site), f"{name}: broken internal links"
+    widgets = page.locator("script[type='application/vnd.jupyter.widget-view+json']").count()
+    if widgets:
+        figures = page.locator("div.cell_output img").count()
+        assert figures >= widgets, f"{name}: {widgets} widgets but only {figures} static figures"
+    assert not errors, f"{name}: JavaScript errors: {errors}"
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"{Path(name).name}.png", full_page=True)
+    page.close()
+
+
+def test_book_metadata_for_readers():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["title"] and config["author"] and config["repository"]["url"].startswith("https://github.com/")
+    assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"

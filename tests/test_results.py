@@ -1,0 +1,47 @@
+"""mvf.results: records round-trip with their provenance, bad records are refused, the table has every claim."""
+
+import json
+
+import pytest
+
+from mvf import results
+
+
+def test_record_round_trip_with_provenance(tmp_path):
+    path = results.record("circles", "mistral-7b", {"days cyclic order": 1.0, "months cyclic order": 0.75}, tmp_path)
+    assert path == tmp_path / "mistral-7b" / "circles.json"
+    (entry,) = results.load_records(tmp_path)
+    assert entry["numbers"] == {"days cyclic order": 1.0, "months cyclic order": 0.75}
+    assert entry["hardware"] == results.hardware() and entry["versions"]["torch"] != "not installed"
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_table_has_every_claim_and_marks_what_is_missing(tmp_path):
+    results.record("circles", "smollm2-135m", {"days cyclic order": 1.0}, tmp_path)
+    results.record("arithmetic", "smollm2-135m", {"weekdays accuracy": 0.143}, tmp_path)
+    table = results.at_a_glance(results.load_records(tmp_path))
+    assert len(table) == len(results.CLAIMS)
+    column = f"smollm2-135m ({results.hardware()})"
+    measured = table.set_index("chapter")[column]
+    assert measured["circles"].iloc[0].startswith("1.00 (") and measured["arithmetic"].iloc[0].startswith("0.14 (")
+    assert (table[column] == "—").sum() == len(results.CLAIMS) - 2
+
+
+def test_no_records_gives_an_empty_table_not_an_error(tmp_path):
+    table = results.at_a_glance(results.load_records(tmp_path / "absent"))
+    assert list(table.columns) == ["claim (paper)", "measured here", "chapter"]
+
+
+@pytest.mark.parametrize(("numbers", "match"), [({"made-up claim": 1.0}, "unknown result keys"),
+                                                 ({"weekdays accuracy": float("nan")}, "not finite")])  # fmt: skip
+def test_bad_numbers_are_refused(tmp_path, numbers, match):
+    with pytest.raises(ValueError, match=match):
+        results.record("arithmetic", "llama-3-8b", numbers, tmp_path)
+
+
+@pytest.mark.parametrize("text", ["{", json.dumps({"chapter": "circles"})])
+def test_damaged_record_names_the_file_and_the_fix(tmp_path, text):
+    (tmp_path / "gpt2-small").mkdir()
+    (tmp_path / "gpt2-small" / "circles.json").write_text(text)
+    with pytest.raises(ValueError, match="circles.json.*re-run its chapter"):
+        results.load_records(tmp_path)
