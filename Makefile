@@ -20,8 +20,10 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 # Chapters are written as MyST notebooks in book/myst/; the .ipynb pages are generated from them.
-notebooks: $(STAMP)
-	for f in book/myst/*.md; do $(BIN)/jupytext --quiet --to ipynb --output book/$$(basename $${f%.md}).ipynb $$f; done
+NOTEBOOKS := $(patsubst book/myst/%.md,book/%.ipynb,$(wildcard book/myst/*.md))
+notebooks: $(NOTEBOOKS)
+book/%.ipynb: book/myst/%.md | $(STAMP)
+	$(BIN)/jupytext --quiet --to ipynb --output $@ $<
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build . --warningiserror --keep-going

@@ -144,6 +144,24 @@ def rank_clusters(
     return table.sort_values(["score", "cluster"], ascending=[False, True]).reset_index(drop=True)
 
 
+def word_specific_features(
+    codes: sparse.csr_matrix, labels: np.ndarray, token_strings: Sequence[str], words: Sequence[str], top: int = 8
+) -> pd.DataFrame:
+    """The ``top`` features that put the largest share of their activation on ``words`` (stripped tokens).
+
+    Columns: feature, its cluster in ``labels``, that share, and on how many
+    tokens it fires. Shows where the SAE keeps a concept the clustering did not surface.
+    """
+    if codes.shape[0] != len(token_strings):
+        raise ValueError(f"codes has {codes.shape[0]} tokens but token_strings has {len(token_strings)}.")
+    on_words = np.isin([s.strip() for s in token_strings], list(words))
+    total = np.asarray(codes.sum(axis=0)).ravel()
+    share = np.divide(np.asarray(codes[on_words].sum(axis=0)).ravel(), total, out=np.zeros_like(total), where=total > 0)
+    chosen = np.argsort(-share, kind="stable")[:top]
+    fires = np.diff(sparse.csc_matrix(codes).indptr)
+    return pd.DataFrame({"feature": chosen, "cluster": labels[chosen], "share on words": share[chosen], "fires on": fires[chosen]})
+
+
 def cluster_projection(
     codes: sparse.csr_matrix, decoder: np.ndarray, labels: np.ndarray, cluster: int, n_components: int = N_COMPONENTS
 ) -> tuple[np.ndarray, np.ndarray]:

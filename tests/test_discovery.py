@@ -73,6 +73,16 @@ def test_ranking_puts_the_planted_circle_first():
     assert table.equals(again)
 
 
+def test_word_specific_features_find_the_circle_features():
+    decoder, codes = _planted()
+    labels = discovery.threshold_clusters(decoder, 0.5)
+    strings = ["day" if t % 2 == 0 else "line" for t in range(len(codes))]
+    table = discovery.word_specific_features(sparse.csr_matrix(codes), labels, strings, ["day"], top=CIRCLE)
+    assert sorted(table["feature"]) == list(range(CIRCLE))
+    assert (table["share on words"] == 1.0).all() and (table["cluster"] == labels[0]).all()
+    assert (table["fires on"] > 0).all()
+
+
 def test_bad_input():
     decoder, codes = _planted(10)
     with pytest.raises(ValueError, match="n_clusters"):
