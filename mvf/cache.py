@@ -9,6 +9,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 # Where converted models live; set MVF_CACHE to move it (a Colab Drive folder, say).
 CACHE_DIR = Path(os.environ.get("MVF_CACHE", Path.home() / ".cache" / "mvf"))
 
@@ -28,6 +31,7 @@ def write_atomically(path: Path, write: Callable) -> None:
     try:
         with os.fdopen(handle, "wb") as stream:
             write(stream)
+        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes files private; these are ordinary files
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -1,6 +1,7 @@
 """mvf.results: records round-trip with their provenance, bad records are refused, the table has every claim."""
 
 import json
+import os
 
 import pytest
 
@@ -14,6 +15,9 @@ def test_record_round_trip_with_provenance(tmp_path):
     assert entry["numbers"] == {"days cyclic order": 1.0, "months cyclic order": 0.75}
     assert entry["hardware"] == results.hardware() and entry["versions"]["torch"] != "not installed"
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask, "a record is an ordinary file, not a private temporary one"
 
 
 def test_table_has_every_claim_and_marks_what_is_missing(tmp_path):
