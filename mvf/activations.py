@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: notebook widget bars can stall nbclient (jupyter-book, nbval) executions
 
 from mvf.cache import sha256_file, write_atomically
 
@@ -73,8 +73,9 @@ def collect_at_positions(
 ) -> dict[str, torch.Tensor]:
     """Activations at token ``positions[i]`` of ``prompts[i]``: ``{hook: (n_prompts, d_model)}``.
 
-    Prompts are right-padded into batches; a causal model's activations at a
-    position do not see the padding after it.
+    Prompts are batched in order of length and right-padded to the longest of
+    their batch (a causal model's activations at a position do not see the
+    padding after it); results come back in the prompts' order.
     """
     if len(prompts) == 0:
         raise ValueError("the prompt list is empty; pass at least one prompt.")
@@ -82,15 +83,18 @@ def collect_at_positions(
     tokens, lengths = pad_prompts(model, prompts)
     if any(not 0 <= p < n for p, n in zip(positions, lengths)):
         raise ValueError("a position lies outside its prompt; positions count tokens from 0.")
+    order = np.argsort(lengths, kind="stable")
     out: dict[str, list[torch.Tensor]] = {hook: [] for hook in hooks}
     for start in tqdm(range(0, len(prompts), batch_size), desc="prompts", leave=False):
-        batch = tokens[start : start + batch_size]
-        index = torch.tensor(positions[start : start + batch_size], device=batch.device)
+        rows = order[start : start + batch_size]
+        batch = tokens[torch.from_numpy(rows), : max(lengths[i] for i in rows)]
+        index = torch.tensor([positions[i] for i in rows], device=batch.device)
         with torch.no_grad():
             _, cache = model.run_with_cache(batch, names_filter=list(hooks), stop_at_layer=deepest + 1)
         for hook in hooks:
             out[hook].append(cache[hook][torch.arange(len(batch)), index].float().cpu())
-    return {hook: torch.cat(parts) for hook, parts in out.items()}
+    restore = torch.from_numpy(np.argsort(order, kind="stable"))
+    return {hook: torch.cat(parts)[restore] for hook, parts in out.items()}
 
 
 def pad_prompts(model, prompts: Sequence[str]) -> tuple[torch.Tensor, list[int]]:

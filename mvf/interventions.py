@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: notebook widget bars can stall nbclient (jupyter-book, nbval) executions
 
 from mvf.activations import check_hook, pad_prompts
 from mvf.probes import CircleProbe, circle_targets
