@@ -189,10 +189,18 @@ def load_gguf_transformers(path: Path, device: str = "cpu", dtype: torch.dtype =
     and sampling from its ``original_model`` gives garbage.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging
 
     folder = converted_gguf(path)
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, attn_implementation="eager")
+    # Loading takes a second; its progress bar would be a notebook widget, which can stall nbclient executions.
+    shown = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, attn_implementation="eager")
+    finally:
+        if shown:
+            logging.enable_progress_bar()
     return hf_model.to(device).eval(), tokenizer
 
 
