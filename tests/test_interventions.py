@@ -25,7 +25,8 @@ def test_circle_patch_makes_the_probe_read_the_target(setup):
     np.testing.assert_allclose(probe.circle_point(interventions.circle_patch(probe, clean, target)), target, atol=1e-8)
     moved = interventions.circle_patch(probe, clean, target) - clean
     outside = moved - (moved @ probe.components.T) @ probe.components
-    np.testing.assert_allclose(outside, 0, atol=1e-8)
+    # Float64 round-off scales with the size of the move (the pseudo-inverse of the probe's map can make it large).
+    np.testing.assert_allclose(outside, 0, atol=1e-10 * np.abs(moved).max())
 
 
 def test_patching_with_the_problems_own_value_changes_nothing(model, setup):
