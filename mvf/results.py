@@ -44,7 +44,7 @@ CLAIMS = (
           "best cyclic-order score of the 12 month centroids over layers"),
     Claim("weekday cluster rank", "discovery", "Unsupervised SAE clustering finds day and month circles among the most "
           "irreducible clusters (GPT-2 layer 7, Mistral 7B layer 8).",
-          "rank of the cluster most specific to day names in the irreducibility ranking (1 = top)"),
+          "irreducibility rank of the cluster with the largest share of day-name tokens (1 = top)"),
     Claim("weekdays accuracy", "arithmetic", "Mistral 7B and Llama 3 8B solve many Weekdays problems.",
           "Weekdays accuracy among the 7 allowed answers (chance 0.14)"),
     Claim("months accuracy", "arithmetic", "… and many Months problems.",

@@ -4,7 +4,8 @@ Builds the book with ``jupyter-book`` unless ``_build/html`` is newer than
 every source (then the built HTML is reused), serves it on localhost, and for
 the index and every chapter checks: images load, no error output cells,
 internal links resolve (files and anchors), and widgets come with a static
-figure. A full-page screenshot of each page lands in ``_build/screenshots/``.
+figure. A full-page screenshot of each page lands in ``_build/screenshots/``
+and the build's log in ``_build/build.log``.
 Chromium is Debian's ``chromium`` package, which ``make test`` installs.
 """
 
@@ -43,6 +44,8 @@ def site():
     if not _build_is_current():
         build = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "--warningiserror", "--keep-going"]
         done = subprocess.run(build, cwd=ROOT, capture_output=True, text=True)
+        # Kept beside the screenshots: it says how long each chapter took to execute.
+        (ROOT / "_build" / "build.log").write_text(done.stdout + done.stderr)
         assert done.returncode == 0, f"the book does not build:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
