@@ -1,10 +1,13 @@
 """Collect residual-stream activations: at chosen words of prompts, or at every token of a corpus.
 
-Corpus collection streams to ``.npy`` shards in a cache folder keyed by model,
-hook, corpus hash and settings. Each shard is written atomically (temporary
-file, then ``os.replace``) and listed in a manifest with its shape and SHA-256;
-on read every shard is re-validated, and a missing or corrupted one is
-recomputed. An interrupted run resumes from the shards already on disk.
+Both stream to ``.npy`` shards in a cache folder keyed by the model's weights
+(a fingerprint), the hooks, the corpus or prompt-set hash and the settings:
+one shard per block of corpus rows, or per batch of prompts. Each shard is
+written atomically (temporary file, then ``os.replace``) and listed in a
+manifest with its shape and SHA-256; on read every shard is re-validated, and
+a missing or corrupted one is recomputed. An interrupted run resumes from the
+shards already on disk. Prompt sets are cached only when a ``cache_dir`` is
+given (the chapters use ``PROMPT_CACHE``).
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import numpy as np
 import torch
 from tqdm import tqdm  # text bars: notebook widget bars can stall nbclient (jupyter-book, nbval) executions
 
-from mvf.cache import sha256_file, write_atomically
+from mvf.cache import CACHE_DIR, sha256_file, write_atomically
 
+PROMPT_CACHE = CACHE_DIR / "prompt-activations"
 _BLOCK_HOOK = re.compile(r"^blocks\.(\d+)\.(.+)$")
 
 
@@ -56,12 +60,13 @@ def collect_at_words(
     words: Sequence[str],
     hooks: Sequence[str],
     batch_size: int = 32,
+    cache_dir: str | os.PathLike | None = None,
 ) -> dict[str, torch.Tensor]:
     """Activations at the last token of ``words[i]`` in ``prompts[i]``: ``{hook: (n_prompts, d_model)}``."""
     if len(prompts) != len(words):
         raise ValueError(f"got {len(prompts)} prompts but {len(words)} words; pass one word per prompt.")
     positions = [word_token_position(model.tokenizer, p, w) for p, w in zip(prompts, words)]
-    return collect_at_positions(model, prompts, positions, hooks, batch_size)
+    return collect_at_positions(model, prompts, positions, hooks, batch_size, cache_dir)
 
 
 def collect_at_positions(
@@ -70,31 +75,54 @@ def collect_at_positions(
     positions: Sequence[int],
     hooks: Sequence[str],
     batch_size: int = 32,
+    cache_dir: str | os.PathLike | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Activations at token ``positions[i]`` of ``prompts[i]``: ``{hook: (n_prompts, d_model)}``.
+    """Activations at token ``positions[i]`` of ``prompts[i]``: ``{hook: (n_prompts, d_model)}`` float32.
 
     Prompts are batched in order of length and right-padded to the longest of
     their batch (a causal model's activations at a position do not see the
-    padding after it); results come back in the prompts' order.
+    padding after it); results come back in the prompts' order. With
+    ``cache_dir`` each batch is a validated shard there, reused by later calls
+    with the same weights, prompts, positions, hooks and batch size.
     """
     if len(prompts) == 0:
         raise ValueError("the prompt list is empty; pass at least one prompt.")
+    if len(positions) != len(prompts):
+        raise ValueError(f"got {len(prompts)} prompts but {len(positions)} positions; pass one position per prompt.")
+    hooks = list(hooks)
     deepest = max(check_hook(model, hook) for hook in hooks)
     tokens, lengths = pad_prompts(model, prompts)
+    positions = [int(p) for p in positions]
     if any(not 0 <= p < n for p, n in zip(positions, lengths)):
         raise ValueError("a position lies outside its prompt; positions count tokens from 0.")
     order = np.argsort(lengths, kind="stable")
-    out: dict[str, list[torch.Tensor]] = {hook: [] for hook in hooks}
-    for start in tqdm(range(0, len(prompts), batch_size), desc="prompts", leave=False):
+    cache = None
+    if cache_dir is not None:
+        settings = {"weights": weights_fingerprint(model), "hooks": hooks, "prompts": prompt_set_hash(prompts, positions),
+                    "batch_size": batch_size, "dtype": "float32"}  # fmt: skip
+        cache = ShardCache(Path(cache_dir) / f"prompts-{settings_key(settings)}", settings)
+    shards = []
+    for index, start in enumerate(tqdm(range(0, len(prompts), batch_size), desc="prompts", leave=False)):
         rows = order[start : start + batch_size]
-        batch = tokens[torch.from_numpy(rows), : max(lengths[i] for i in rows)]
-        index = torch.tensor([positions[i] for i in rows], device=batch.device)
-        with torch.no_grad():
-            _, cache = model.run_with_cache(batch, names_filter=list(hooks), stop_at_layer=deepest + 1)
-        for hook in hooks:
-            out[hook].append(cache[hook][torch.arange(len(batch)), index].float().cpu())
-    restore = torch.from_numpy(np.argsort(order, kind="stable"))
-    return {hook: torch.cat(parts)[restore] for hook, parts in out.items()}
+        shape = (len(rows), len(hooks), model.cfg.d_model)
+        shard = cache.load(index, shape) if cache else None
+        if shard is None:
+            shard = forward_at_positions(model, tokens[torch.from_numpy(rows), : max(lengths[i] for i in rows)],
+                                         [positions[i] for i in rows], hooks, deepest)  # fmt: skip
+            if cache:
+                cache.save(index, shard)
+        shards.append(shard)
+    stacked = np.concatenate(shards)[np.argsort(order, kind="stable")]
+    return {hook: torch.from_numpy(np.ascontiguousarray(stacked[:, i])) for i, hook in enumerate(hooks)}
+
+
+def forward_at_positions(model, batch: torch.Tensor, positions: list[int], hooks: list[str], deepest: int) -> np.ndarray:
+    """One batch ``(b, width)`` through the model: activations at ``positions`` ``(b, n_hooks, d_model)`` float32."""
+    index = torch.tensor(positions, device=batch.device)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(batch, names_filter=hooks, stop_at_layer=deepest + 1)
+    picked = [cache[hook][torch.arange(len(batch)), index].float().cpu() for hook in hooks]
+    return torch.stack(picked, dim=1).numpy()
 
 
 def pad_prompts(model, prompts: Sequence[str]) -> tuple[torch.Tensor, list[int]]:
@@ -105,6 +133,32 @@ def pad_prompts(model, prompts: Sequence[str]) -> tuple[torch.Tensor, list[int]]
     width = max(len(ids) for ids in encoded)
     tokens = torch.tensor([ids + [pad] * (width - len(ids)) for ids in encoded], device=model.cfg.device)
     return tokens, [len(ids) for ids in encoded]
+
+
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """SHA-256 (hex, 16 characters) of every parameter's name, shape and an evenly strided sample of its values.
+
+    Cheap even for a 7B model on a GPU, and it changes when the weights do, so a
+    cache keyed by it cannot serve activations of another checkpoint loaded
+    under the same profile name.
+    """
+    digest = hashlib.sha256()
+    for name, parameter in model.named_parameters():
+        flat = parameter.detach().reshape(-1)
+        sample = flat[:: max(1, flat.numel() // 4096)].float().cpu().numpy()
+        digest.update(f"{name}{tuple(parameter.shape)}".encode())
+        digest.update(sample.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def prompt_set_hash(prompts: Sequence[str], positions: Sequence[int]) -> str:
+    """SHA-256 (hex, 16 characters) of a prompt set and the token position read in each prompt."""
+    return hashlib.sha256(json.dumps([list(prompts), [int(p) for p in positions]]).encode()).hexdigest()[:16]
+
+
+def settings_key(settings: dict) -> str:
+    """The cache folder key of a settings dictionary (hex, 16 characters)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def corpus_hash(texts: Sequence[str]) -> str:
@@ -182,9 +236,9 @@ def collect_corpus(
         raise ValueError("the corpus is empty; pass at least one text.")
     layer = check_hook(model, hook)
     tokens = tokenize_corpus(model.tokenizer, texts, seq_len)
-    settings = {"model": model_name, "hook": hook, "corpus": corpus_hash(texts), "seq_len": seq_len, "dtype": "float16"}
-    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-    cache = ShardCache(Path(cache_dir) / f"{model_name}-{hook}-{key}", settings)
+    settings = {"model": model_name, "weights": weights_fingerprint(model), "hook": hook, "corpus": corpus_hash(texts),
+                "seq_len": seq_len, "dtype": "float16"}  # fmt: skip
+    cache = ShardCache(Path(cache_dir) / f"{model_name}-{hook}-{settings_key(settings)}", settings)
     shards = []
     for index, start in enumerate(tqdm(range(0, len(tokens), rows_per_shard), desc=f"{hook} shards")):
         rows = tokens[start : start + rows_per_shard]

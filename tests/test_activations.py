@@ -100,3 +100,42 @@ def test_corpus_errors(model, tmp_path):
         activations.collect_corpus(model, "smollm2-135m", ["Hi."], HOOK, tmp_path, seq_len=512)
     with pytest.raises(ValueError, match="out of range"):
         activations.collect_corpus(model, "smollm2-135m", TEXTS, "blocks.30.hook_resid_post", tmp_path)
+
+
+def test_prompt_cache_gives_the_same_activations_without_running_the_model(model, tmp_path, monkeypatch):
+    prompts, words = ["It rained on Monday.", "See you on Friday then.", "Sunday"], ["Monday", "Friday", "Sunday"]
+    hooks = [HOOK, "blocks.0.hook_resid_post"]
+    plain = activations.collect_at_words(model, prompts, words, hooks, batch_size=2)
+    cached = activations.collect_at_words(model, prompts, words, hooks, batch_size=2, cache_dir=tmp_path)
+    monkeypatch.setattr(activations, "forward_at_positions", lambda *a, **k: pytest.fail("a valid cache was recomputed"))
+    again = activations.collect_at_words(model, prompts, words, hooks, batch_size=2, cache_dir=tmp_path)
+    for hook in hooks:
+        torch.testing.assert_close(cached[hook], plain[hook], rtol=0, atol=0)
+        torch.testing.assert_close(again[hook], plain[hook], rtol=0, atol=0)
+    assert not list(tmp_path.rglob(".*")), "temporary files were left behind"
+
+
+def test_prompt_cache_recomputes_a_damaged_batch_and_keys_on_the_prompts(model, tmp_path, monkeypatch):
+    prompts, words = ["It rained on Monday.", "See you on Friday then.", "Sunday"], ["Monday", "Friday", "Sunday"]
+    clean = activations.collect_at_words(model, prompts, words, [HOOK], batch_size=2, cache_dir=tmp_path)[HOOK]
+    shard = sorted(tmp_path.rglob("shard_00001.npy"))[0]
+    shard.write_bytes(shard.read_bytes()[:-16] + bytes(16))
+    recomputed = []
+    real = activations.forward_at_positions
+    monkeypatch.setattr(activations, "forward_at_positions", lambda *a, **k: recomputed.append(1) or real(*a, **k))
+    torch.testing.assert_close(
+        activations.collect_at_words(model, prompts, words, [HOOK], batch_size=2, cache_dir=tmp_path)[HOOK], clean
+    )
+    assert len(recomputed) == 1, "only the damaged batch should be recomputed"
+    activations.collect_at_words(model, prompts[:2], words[:2], [HOOK], batch_size=2, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("prompts-*"))) == 2, "another prompt set must get its own cache folder"
+
+
+def test_weights_fingerprint_follows_the_weights():
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(64, 64)
+    before = activations.weights_fingerprint(layer)
+    assert activations.weights_fingerprint(layer) == before
+    with torch.no_grad():
+        layer.weight[0, 0] += 1.0
+    assert activations.weights_fingerprint(layer) != before
