@@ -35,6 +35,7 @@ class Claim:
     chapter: str
     paper: str
     measured: str
+    decimals: int = 2
 
 
 CLAIMS = (
@@ -44,7 +45,7 @@ CLAIMS = (
           "best cyclic-order score of the 12 month centroids over layers"),
     Claim("weekday cluster rank", "discovery", "Unsupervised SAE clustering finds day and month circles among the most "
           "irreducible clusters (GPT-2 layer 7, Mistral 7B layer 8).",
-          "irreducibility rank of the cluster with the largest share of day-name tokens (1 = top)"),
+          "irreducibility rank of the cluster with the largest share of day-name tokens (1 = top)", decimals=0),
     Claim("weekdays accuracy", "arithmetic", "Mistral 7B and Llama 3 8B solve many Weekdays problems.",
           "Weekdays accuracy among the 7 allowed answers (chance 0.14)"),
     Claim("months accuracy", "arithmetic", "… and many Months problems.",
@@ -130,12 +131,15 @@ def at_a_glance(records: list[dict]) -> pd.DataFrame:
     A column is named ``"{profile} ({hardware})"`` and its numbers carry the
     date they were measured; claims nobody measured for a profile show "—".
     """
-    columns: dict[str, dict[str, str]] = {}
+    columns: dict[str, dict[str, tuple[float, str]]] = {}
     for entry in records:
         column = columns.setdefault(f"{entry['profile']} ({entry['hardware']})", {})
-        column |= {key: f"{value:.2f} ({entry['date']})" for key, value in entry["numbers"].items()}
+        column |= {key: (value, entry["date"]) for key, value in entry["numbers"].items()}
     rows = []
     for claim in CLAIMS:
         row = {"claim (paper)": claim.paper, "measured here": claim.measured, "chapter": claim.chapter}
-        rows.append(row | {name: numbers.get(claim.key, "—") for name, numbers in columns.items()})
+        for name, numbers in columns.items():
+            value, date = numbers.get(claim.key, (None, None))
+            row[name] = "—" if value is None else f"{value:.{claim.decimals}f} ({date})"
+        rows.append(row)
     return pd.DataFrame(rows)
