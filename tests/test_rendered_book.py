@@ -3,9 +3,9 @@
 Builds the book with ``jupyter-book`` unless ``_build/html`` is newer than
 every source (then the built HTML is reused), serves it on localhost, and for
 the index and every chapter checks: images load, no error output cells,
-internal links resolve (files and anchors), and widgets come with a static
-figure. A full-page screenshot of each page lands in ``_build/screenshots/``
-and the build's log in ``_build/build.log``.
+internal links resolve (files and anchors), widgets come with a static
+figure, and MathJax has typeset the equations. A full-page screenshot of each
+page lands in ``_build/screenshots/`` and the build's log in ``_build/build.log``.
 Chromium is Debian's ``chromium`` package, which ``make test`` installs.
 """
 
@@ -30,7 +30,8 @@ PAGES = [TOC["root"]] + [chapter["file"] for chapter in TOC["chapters"]]
 # sphinx-thebe's script is included twice by the Jupyter Book 1 theme and redeclares a constant; it is harmless
 # to readers (launch buttons still work) and not ours to fix, so it is the one page error tolerated.
 KNOWN_THEME_ERRORS = ("Identifier 'THEBE_JS_URL' has already been declared",)
-SOURCES = [*ROOT.glob("book/*.ipynb"), *ROOT.glob("book/*.md"), *ROOT.glob("mvf/**/*.py"), ROOT / "_config.yml", ROOT / "_toc.yml"]
+SOURCES = [*ROOT.glob("book/*.ipynb"), *ROOT.glob("book/*.md"), *ROOT.glob("mvf/**/*.py"), *ROOT.glob("assets/**/*.*"),
+           ROOT / "_config.yml", ROOT / "_toc.yml"]
 
 def _build_is_current() -> bool:
     pages = [HTML / f"{page}.html" for page in PAGES]
@@ -95,6 +96,13 @@ def test_page_renders_for_a_reader(site, browser, name):
 
     missing = page.evaluate("Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)")
     assert not missing, f"{name}: images that do not load: {missing}"
+    # MathJax (vendored, no CDN) has typeset every equation: no TeX delimiters left in the prose.
+    page.evaluate("() => window.MathJax?.startup?.promise ?? null")
+    prose = page.evaluate(
+        "() => { const main = document.querySelector('main').cloneNode(true);"
+        " main.querySelectorAll('pre, code, .cell_output').forEach(e => e.remove()); return main.innerText; }"
+    )
+    assert "\\(" not in prose and "\\[" not in prose, f"{name}: equations left as TeX source (MathJax did not run)"
     failed = page.locator("div.cell_output .traceback, div.cell_output .output.error").count()
     assert failed == 0, f"{name}: {failed} error output cells"
     assert not _broken(page, _internal_links(page, site), site), f"{name}: broken internal links"
