@@ -98,8 +98,8 @@ def collect_at_positions(
     order = np.argsort(lengths, kind="stable")
     cache = None
     if cache_dir is not None:
-        settings = {"weights": weights_fingerprint(model), "hooks": hooks, "prompts": prompt_set_hash(prompts, positions),
-                    "batch_size": batch_size, "dtype": "float32"}  # fmt: skip
+        settings = {"weights": weights_fingerprint(model), "hooks": hooks, "prompts": corpus_hash(prompts),
+                    "positions": positions, "batch_size": batch_size, "dtype": "float32"}  # fmt: skip
         cache = ShardCache(Path(cache_dir) / f"prompts-{settings_key(settings)}", settings)
     shards = []
     for index, start in enumerate(tqdm(range(0, len(prompts), batch_size), desc="prompts", leave=False)):
@@ -151,18 +151,13 @@ def weights_fingerprint(model: torch.nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
-def prompt_set_hash(prompts: Sequence[str], positions: Sequence[int]) -> str:
-    """SHA-256 (hex, 16 characters) of a prompt set and the token position read in each prompt."""
-    return hashlib.sha256(json.dumps([list(prompts), [int(p) for p in positions]]).encode()).hexdigest()[:16]
-
-
 def settings_key(settings: dict) -> str:
     """The cache folder key of a settings dictionary (hex, 16 characters)."""
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def corpus_hash(texts: Sequence[str]) -> str:
-    """SHA-256 (hex, 16 characters) of a corpus, independent of how it is held in memory."""
+    """SHA-256 (hex, 16 characters) of a corpus or prompt set, independent of how it is held in memory."""
     digest = hashlib.sha256()
     for text in texts:
         digest.update(text.encode())
