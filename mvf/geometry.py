@@ -59,3 +59,8 @@ def layer_circle_scores(activations: dict[str, np.ndarray], labels: np.ndarray, 
             "top dim share": float((points**2).sum(axis=0).max() / (points**2).sum()),
         }
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("hook")
+
+
+def perfect_order_layers(scores: pd.DataFrame) -> list[int]:
+    """Positions (layers) of the rows of a ``layer_circle_scores`` table whose centroids go round in calendar order."""
+    return np.flatnonzero(scores["cyclic order"].to_numpy() == 1.0).tolist()

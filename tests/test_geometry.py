@@ -1,6 +1,7 @@
 """mvf.geometry: centroids and the cyclic-order score on planted arrangements."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mvf import geometry
@@ -37,3 +38,8 @@ def test_centroid_plane_recovers_a_planted_circle_in_high_dimensions():
 def test_centroids_need_every_class():
     with pytest.raises(ValueError, match=r"classes \[2\]"):
         geometry.centroids(np.zeros((4, 3)), np.array([0, 1, 0, 1]), 3)
+
+
+def test_perfect_order_layers_are_the_rows_scoring_one():
+    table = pd.DataFrame({"cyclic order": [1.0, 5 / 6, 1.0, 2 / 6]}, index=[f"blocks.{i}.hook_resid_post" for i in range(4)])
+    assert geometry.perfect_order_layers(table) == [0, 2]
