@@ -92,16 +92,16 @@ def main() -> None:
 
 def whole_discovery(model_sae, provenance: dict, decoder: np.ndarray) -> None:
     """The discovery chapter's pipeline from cached activations: encode, cluster (200), rank every cluster."""
-    from mvf import activations, corpus, models
+    from mvf import activations, corpus, models, tokens
     from mvf.dates import DAYS, MONTHS
 
     model = models.load_model("smollm2-135m", device="cpu")
     texts = corpus.calendar_rich_sample(corpus.corpus_texts(), n_chars=4 * 60_000, seed=0)
-    acts = activations.collect_corpus(model, "smollm2-135m", texts, provenance["hook"], "artifacts/activations", seq_len=128)
-    tokens = activations.tokenize_corpus(model.tokenizer, texts, 128).reshape(-1)
+    acts = activations.collect_corpus(model, "smollm2-135m", texts, provenance["hook"], activations.CORPUS_CACHE, seq_len=128)
+    token_ids = activations.tokenize_corpus(model.tokenizer, texts, 128, tokens.prepends_bos(model)).reshape(-1)
     start = time.perf_counter()
     keep = sae.ordinary_tokens(acts, 128, provenance["max_norm"])
-    strings = [model.tokenizer.decode([t]) for t in tokens[keep].tolist()]
+    strings = [model.tokenizer.decode([t]) for t in token_ids[keep].tolist()]
     codes = sae.sparse_codes(model_sae, acts[keep])
     labels = discovery.spectral_clusters(decoder, 200, seed=0)
     table = discovery.rank_clusters(codes, decoder, labels, strings, watch={"day": DAYS, "month": MONTHS})

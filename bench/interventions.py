@@ -16,7 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-from mvf import activations, interventions, models, probes, tasks  # noqa: E402
+from mvf import activations, interventions, models, probes, tasks, tokens  # noqa: E402
 
 
 def main() -> None:
@@ -29,7 +29,7 @@ def main() -> None:
     model = models.load_model("smollm2-135m", device="cpu")
     problems = tasks.task(args.task)
     hooks = [f"blocks.{layer}.hook_resid_post" for layer in map(int, args.layers.split(","))]
-    positions = np.array([tasks.positions(model.tokenizer, p)["operand"] for p in problems])
+    positions = np.array([tasks.positions(model.tokenizer, p, tokens.prepends_bos(model))["operand"] for p in problems])
     clean = activations.collect_at_positions(model, [p.prompt for p in problems], positions, hooks)
     starts = np.array([p.start for p in problems])
     index, target = interventions.target_pairs(problems)

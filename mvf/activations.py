@@ -7,7 +7,7 @@ written atomically (temporary file, then ``os.replace``) and listed in a
 manifest with its shape and SHA-256; on read every shard is re-validated, and
 a missing or corrupted one is recomputed. An interrupted run resumes from the
 shards already on disk. Prompt sets are cached only when a ``cache_dir`` is
-given (the chapters use ``PROMPT_CACHE``).
+given (the chapters use ``PROMPT_CACHE``, and ``CORPUS_CACHE`` for corpora).
 """
 
 from __future__ import annotations
@@ -21,11 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm  # text bars: notebook widget bars can stall nbclient (jupyter-book, nbval) executions
+from tqdm.std import tqdm  # text bars on stderr: a notebook widget would not render in the book
 
+from mvf import tokens as tokens_
 from mvf.cache import CACHE_DIR, sha256_file, write_atomically
 
 PROMPT_CACHE = CACHE_DIR / "prompt-activations"
+CORPUS_CACHE = CACHE_DIR / "corpus-activations"
 _BLOCK_HOOK = re.compile(r"^blocks\.(\d+)\.(.+)$")
 
 
@@ -44,16 +46,6 @@ def check_hook(model, hook: str) -> int:
     return int(match.group(1)) if match else -1
 
 
-def word_token_position(tokenizer, prompt: str, word: str, occurrence: int = -1) -> int:
-    """Index of the last token of ``word``'s chosen occurrence in ``prompt``, from the tokenizer's offsets."""
-    starts = [m.start() for m in re.finditer(rf"(?<!\w){re.escape(word)}(?!\w)", prompt)]
-    if not starts:
-        raise ValueError(f"the word {word!r} does not occur in the prompt {prompt!r}.")
-    end = starts[occurrence] + len(word)
-    offsets = tokenizer(prompt, return_offsets_mapping=True, add_special_tokens=False)["offset_mapping"]
-    return next(i for i, (a, b) in enumerate(offsets) if a < end <= b)
-
-
 def collect_at_words(
     model,
     prompts: Sequence[str],
@@ -65,7 +57,8 @@ def collect_at_words(
     """Activations at the last token of ``words[i]`` in ``prompts[i]``: ``{hook: (n_prompts, d_model)}``."""
     if len(prompts) != len(words):
         raise ValueError(f"got {len(prompts)} prompts but {len(words)} words; pass one word per prompt.")
-    positions = [word_token_position(model.tokenizer, p, w) for p, w in zip(prompts, words)]
+    bos = tokens_.prepends_bos(model)
+    positions = [tokens_.word_position(model.tokenizer, p, w, bos) for p, w in zip(prompts, words)]
     return collect_at_positions(model, prompts, positions, hooks, batch_size, cache_dir)
 
 
@@ -99,7 +92,7 @@ def collect_at_positions(
     cache = None
     if cache_dir is not None:
         settings = {"weights": weights_fingerprint(model), "hooks": hooks, "prompts": corpus_hash(prompts),
-                    "positions": positions, "batch_size": batch_size, "dtype": "float32"}  # fmt: skip
+                    "bos": tokens_.prepends_bos(model), "positions": positions, "batch_size": batch_size, "dtype": "float32"}  # fmt: skip
         cache = ShardCache(Path(cache_dir) / f"prompts-{settings_key(settings)}", settings)
     shards = []
     for index, start in enumerate(tqdm(range(0, len(prompts), batch_size), desc="prompts", leave=False)):
@@ -126,10 +119,10 @@ def forward_at_positions(model, batch: torch.Tensor, positions: list[int], hooks
 
 
 def pad_prompts(model, prompts: Sequence[str]) -> tuple[torch.Tensor, list[int]]:
-    """Token ids of the prompts right-padded to one width ``(n, width)``, and each prompt's length."""
+    """Token ids of the prompts (BOS first if the model takes one) right-padded to one width ``(n, width)``, and lengths."""
     tokenizer = model.tokenizer
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    encoded = [tokens_.encode(tokenizer, p, tokens_.prepends_bos(model)) for p in prompts]
     width = max(len(ids) for ids in encoded)
     tokens = torch.tensor([ids + [pad] * (width - len(ids)) for ids in encoded], device=model.cfg.device)
     return tokens, [len(ids) for ids in encoded]
@@ -165,17 +158,24 @@ def corpus_hash(texts: Sequence[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def tokenize_corpus(tokenizer, texts: Sequence[str], seq_len: int) -> torch.Tensor:
-    """Concatenate the texts (separated by EOS) and cut them into rows: ``(n_rows, seq_len)`` token ids."""
+def tokenize_corpus(tokenizer, texts: Sequence[str], seq_len: int, bos: bool = False) -> torch.Tensor:
+    """Concatenate the texts (separated by EOS) and cut them into rows: ``(n_rows, seq_len)`` token ids.
+
+    With ``bos`` every row starts with BOS followed by ``seq_len - 1`` corpus tokens.
+    """
     eos = tokenizer.eos_token_id
     ids: list[int] = []
     for text in texts:
         ids.extend(tokenizer(text, add_special_tokens=False)["input_ids"])
         ids.append(eos)
-    rows = len(ids) // seq_len
+    width = seq_len - int(bos)
+    rows = len(ids) // width
     if rows == 0:
         raise ValueError(f"the corpus has {len(ids)} tokens, fewer than one row of seq_len={seq_len}.")
-    return torch.tensor(ids[: rows * seq_len]).reshape(rows, seq_len)
+    table = torch.tensor(ids[: rows * width]).reshape(rows, width)
+    if bos:
+        table = torch.cat([torch.full((rows, 1), tokens_.encode(tokenizer, "", True)[0]), table], dim=1)
+    return table
 
 
 class ShardCache:
@@ -230,8 +230,8 @@ def collect_corpus(
     if len(texts) == 0:
         raise ValueError("the corpus is empty; pass at least one text.")
     layer = check_hook(model, hook)
-    tokens = tokenize_corpus(model.tokenizer, texts, seq_len)
-    settings = {"model": model_name, "weights": weights_fingerprint(model), "hook": hook, "corpus": corpus_hash(texts),
+    tokens = tokenize_corpus(model.tokenizer, texts, seq_len, tokens_.prepends_bos(model))
+    settings = {"model": model_name, "bos": tokens_.prepends_bos(model), "weights": weights_fingerprint(model), "hook": hook, "corpus": corpus_hash(texts),
                 "seq_len": seq_len, "dtype": "float16"}  # fmt: skip
     cache = ShardCache(Path(cache_dir) / f"{model_name}-{hook}-{settings_key(settings)}", settings)
     shards = []

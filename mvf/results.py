@@ -1,7 +1,7 @@
 """The paper's claims beside the numbers this book measures, and the records chapters save when they run.
 
 Every chapter ends by saving its headline numbers with :func:`record`, as
-``results/{profile}/{chapter}.json`` with the date, the hardware and the
+``results/{profile}/{chapter}.json`` (in :func:`results_dir`) with the date, the hardware and the
 package versions; the results page reads them with :func:`load_records`.
 Nothing is typed in by hand. The embedded model's records are written while
 the book builds (and are not committed); a chapter run on a GPU with a
@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import os
 import platform
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -23,7 +24,22 @@ import torch
 
 from mvf.cache import write_atomically
 
-RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
+
+
+def results_dir() -> Path:
+    """Where records go: ``$MVF_RESULTS`` if set; the book's ``results/`` in a checkout; else ``./results``.
+
+    An installed mvf (pip, Colab) has no book around it, and a folder beside
+    ``site-packages`` would be lost with the runtime, so it writes to the
+    working directory unless told otherwise.
+    """
+    if "MVF_RESULTS" in os.environ:
+        return Path(os.environ["MVF_RESULTS"])
+    checkout = Path(__file__).resolve().parents[1]
+    return checkout / "results" if (checkout / "_toc.yml").exists() else Path.cwd() / "results"
+
+
+RESULTS_DIR = results_dir()
 PACKAGES = ("mvf", "torch", "transformers", "transformer-lens", "sae-lens")
 
 

@@ -18,6 +18,7 @@ import torch
 from sae_lens import SAE
 
 from mvf.models import HubUnavailableError
+from mvf.progress import library_bars_off
 
 EMBEDDED_SAE = Path(__file__).parent / "data" / "sae-smollm2"
 # Attention-sink tokens ("massive activations": each row's first token, and about 1.6% of the others in SmolLM2's
@@ -78,7 +79,8 @@ def load_sae(release: str, sae_id: str | None = None, device: str = "cpu") -> SA
         raise ValueError(f"unknown SAE release {release!r}; the book knows {sorted(RELEASES)}.")
     sae_id = sae_id or RELEASES[release].sae_id
     try:
-        return SAE.from_pretrained(release, sae_id, device=device)
+        with library_bars_off():
+            return SAE.from_pretrained(release, sae_id, device=device)
     except OSError as error:
         raise HubUnavailableError(
             f"could not download {release}/{sae_id}: the Hugging Face hub is unreachable "

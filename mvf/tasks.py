@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mvf.activations import pad_prompts, word_token_position
+from mvf import tokens
+from mvf.activations import pad_prompts
 from mvf.dates import DAYS, MONTHS
 
 NUMBER_WORDS = ("One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine", "Ten", "Eleven", "Twelve")
@@ -84,18 +85,18 @@ def task(name: str) -> list[Problem]:
     return TASKS[name]()
 
 
-def positions(tokenizer, problem: Problem) -> dict[str, int]:
-    """Token positions in the prompt: ``operand`` (last token of the start name) and ``final`` (last token)."""
-    last = len(tokenizer(problem.prompt, add_special_tokens=False)["input_ids"]) - 1
-    return {"operand": word_token_position(tokenizer, problem.prompt, problem.names[problem.start]), "final": last}
+def positions(tokenizer, problem: Problem, bos: bool = False) -> dict[str, int]:
+    """Token positions in the prompt as the model sees it (after BOS when ``bos``):
+
+    ``operand`` (last token of the start name) and ``final`` (last token).
+    """
+    last = len(tokens.encode(tokenizer, problem.prompt, bos)) - 1
+    return {"operand": tokens.word_position(tokenizer, problem.prompt, problem.names[problem.start], bos), "final": last}
 
 
-def answer_tokens(tokenizer, names: tuple[str, ...]) -> list[int]:
-    """The first token of " {name}" for each name; ``ValueError`` if two names share it."""
-    ids = [tokenizer(" " + name, add_special_tokens=False)["input_ids"][0] for name in names]
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"two of {names} start with the same token; answers cannot be told apart by one token.")
-    return ids
+def candidates(tokenizer, problems: list[Problem]) -> torch.Tensor:
+    """Answer token ids of every allowed name after each problem's prompt: ``(n_problems, period)``."""
+    return torch.tensor([tokens.answer_tokens(tokenizer, p.prompt, p.names) for p in problems])
 
 
 def final_logits(model, problems: list[Problem], batch_size: int = 32) -> torch.Tensor:
@@ -115,17 +116,17 @@ def evaluate(model, problems: list[Problem], batch_size: int = 32) -> tuple[dict
     if not problems:
         raise ValueError("no problems to evaluate.")
     names = problems[0].names
-    candidates = answer_tokens(model.tokenizer, names)
+    allowed = candidates(model.tokenizer, problems)
     logits = final_logits(model, problems, batch_size)
     answers = np.array([p.answer for p in problems])
     top = logits.argmax(dim=1).numpy()
-    restricted = logits[:, candidates].argmax(dim=1).numpy()
+    restricted = logits.gather(1, allowed).argmax(dim=1).numpy()
     table = pd.DataFrame({
         "prompt": [p.prompt for p in problems],
         "answer": [names[a] for a in answers],
         "top token": [model.tokenizer.decode([t]) for t in top],
         "top allowed": [names[r] for r in restricted],
-        "correct (vocab)": top == np.array(candidates)[answers],
+        "correct (vocab)": top == allowed[np.arange(len(problems)), answers].numpy(),
         "correct (allowed)": restricted == answers,
     })  # fmt: skip
     accuracy = {

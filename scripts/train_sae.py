@@ -7,7 +7,7 @@ the activations cached; collecting them first takes about 10 more).
 
 Activations come from the offline corpus (``mvf.corpus``) through the
 embedded SmolLM2 with raw Hugging Face weights (no compatibility mode), and
-are cached under ``artifacts/activations/`` (resumable). The last
+are cached under ``activations.CORPUS_CACHE`` (resumable). The last
 ``--held-out-rows`` rows of the corpus are held out: L0, variance explained,
 dead features and the language-model loss with the SAE spliced in are
 measured on them and written to ``provenance.json``. Each row's first token
@@ -27,7 +27,7 @@ from sae_lens import TopKTrainingSAE, TopKTrainingSAEConfig  # noqa: E402
 from sae_lens.config import SAETrainerConfig  # noqa: E402
 from sae_lens.training.sae_trainer import SAETrainer  # noqa: E402
 
-from mvf import activations, corpus, models, sae  # noqa: E402
+from mvf import activations, corpus, models, sae, tokens  # noqa: E402
 
 SEQ_LEN = 128
 DEAD_WINDOW_TOKENS = 100_000  # tokens without firing before a feature counts as dead (and gets the auxiliary loss)
@@ -57,7 +57,7 @@ def main() -> None:
     torch.manual_seed(args.seed)
     model = models.load_model("smollm2-135m", device="cpu")
     texts = corpus.corpus_texts()
-    acts = activations.collect_corpus(model, "smollm2-135m", texts, args.hook, "artifacts/activations", seq_len=SEQ_LEN)
+    acts = activations.collect_corpus(model, "smollm2-135m", texts, args.hook, activations.CORPUS_CACHE, seq_len=SEQ_LEN)
     split = len(acts) - args.held_out_rows * SEQ_LEN
     max_norm = sae.massive_norm_threshold(acts[:split:97])
     keep = sae.ordinary_tokens(acts, SEQ_LEN, max_norm)
@@ -78,8 +78,8 @@ def main() -> None:
     trained.save_inference_model(sae.EMBEDDED_SAE)
 
     inference = sae.load_sae_from_disk(sae.EMBEDDED_SAE)
-    tokens = activations.tokenize_corpus(model.tokenizer, texts, SEQ_LEN)[-args.held_out_rows :]
-    measured = sae.quality(inference, held_out) | sae.spliced_loss(model, inference, args.hook, tokens[:64], max_norm)
+    held_out_ids = activations.tokenize_corpus(model.tokenizer, texts, SEQ_LEN, tokens.prepends_bos(model))[-args.held_out_rows :]
+    measured = sae.quality(inference, held_out) | sae.spliced_loss(model, inference, args.hook, held_out_ids[:64], max_norm)
     provenance = {
         "model": "smollm2-135m",
         "hook": args.hook,
@@ -92,7 +92,7 @@ def main() -> None:
                    "held_out_rows": args.held_out_rows, "held_out_tokens": len(held_out)},
         "max_norm": max_norm,
         "excluded_share": float(1 - keep.mean()),
-        "quality_on_held_out": measured | {"loss_measured_on_tokens": int(tokens[:64].numel())},
+        "quality_on_held_out": measured | {"loss_measured_on_tokens": int(held_out_ids[:64].numel())},
     }  # fmt: skip
     (sae.EMBEDDED_SAE / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
     print(json.dumps(provenance["quality_on_held_out"], indent=2))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from mvf import activations
+from mvf import activations, tokens
 
 TEXTS = [f"On {day} we walked to the river and talked about {month}." for day, month in
          zip(["Monday", "Friday", "Sunday"] * 20, ["March", "July", "October", "May"] * 15)]  # fmt: skip
@@ -14,9 +14,9 @@ HOOK = "blocks.2.hook_resid_post"
 def test_word_position_is_found_from_offsets(model):
     prompt = "We met on Monday, and again on Tuesday."
     ids = model.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    position = activations.word_token_position(model.tokenizer, prompt, "Tuesday")
+    position = tokens.word_position(model.tokenizer, prompt, "Tuesday", bos=False)
     assert model.tokenizer.decode(ids[position]).strip() == "Tuesday"
-    first = activations.word_token_position(model.tokenizer, "Monday, Monday, Monday", "Monday", occurrence=0)
+    first = tokens.word_position(model.tokenizer, "Monday, Monday, Monday", "Monday", bos=False, occurrence=0)
     assert first == 0
 
 
@@ -24,9 +24,9 @@ def test_collect_at_words_equals_a_direct_cache_lookup(model):
     prompts = ["The shop was closed last Thursday.", "Snow rarely falls here before December, they say."]
     out = activations.collect_at_words(model, prompts, ["Thursday", "December"], [HOOK, "blocks.0.hook_resid_pre"])
     for i, (prompt, word) in enumerate(zip(prompts, ["Thursday", "December"])):
-        tokens = torch.tensor([model.tokenizer(prompt, add_special_tokens=False)["input_ids"]])
-        _, cache = model.run_with_cache(tokens, names_filter=[HOOK])
-        position = activations.word_token_position(model.tokenizer, prompt, word)
+        ids = torch.tensor([model.tokenizer(prompt, add_special_tokens=False)["input_ids"]])
+        _, cache = model.run_with_cache(ids, names_filter=[HOOK])
+        position = tokens.word_position(model.tokenizer, prompt, word, bos=False)
         torch.testing.assert_close(out[HOOK][i], cache[HOOK][0, position], atol=1e-4, rtol=1e-4)
     assert out["blocks.0.hook_resid_pre"].shape == (2, model.cfg.d_model)
 

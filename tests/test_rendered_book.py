@@ -1,11 +1,12 @@
 """The rendered book as a reader sees it: every page opened in headless Chromium.
 
-Builds the book with ``jupyter-book`` unless ``_build/html`` is newer than
-every source (then the built HTML is reused), serves it on localhost, and for
+Builds the book with ``jupyter-book`` from the chapters executed once by the
+``executed_chapters`` fixture (nothing is executed again), serves it on localhost, and for
 the index and every chapter checks: images load, no error output cells,
 internal links resolve (files and anchors), widgets come with a static
 figure, and MathJax has typeset the equations. A full-page screenshot of each
-page lands in ``_build/screenshots/`` and the build's log in ``_build/build.log``.
+page lands in ``_build/screenshots/`` and the build's log in ``_build/build.log``
+(each chapter's execution time is in ``_build/executed/timings.json``).
 Chromium is Debian's ``chromium`` package, which ``make test`` installs.
 """
 
@@ -30,24 +31,16 @@ PAGES = [TOC["root"]] + [chapter["file"] for chapter in TOC["chapters"]]
 # sphinx-thebe's script is included twice by the Jupyter Book 1 theme and redeclares a constant; it is harmless
 # to readers (launch buttons still work) and not ours to fix, so it is the one page error tolerated.
 KNOWN_THEME_ERRORS = ("Identifier 'THEBE_JS_URL' has already been declared",)
-SOURCES = [*ROOT.glob("book/*.ipynb"), *ROOT.glob("book/*.md"), *ROOT.glob("mvf/**/*.py"), *ROOT.glob("assets/**/*.*"),
-           ROOT / "_config.yml", ROOT / "_toc.yml"]
-
-def _build_is_current() -> bool:
-    pages = [HTML / f"{page}.html" for page in PAGES]
-    if not all(page.exists() for page in pages):
-        return False
-    return min(page.stat().st_mtime for page in pages) > max(source.stat().st_mtime for source in SOURCES)
 
 
 @pytest.fixture(scope="module")
-def site():
-    if not _build_is_current():
-        build = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "--warningiserror", "--keep-going"]
-        done = subprocess.run(build, cwd=ROOT, capture_output=True, text=True)
-        # Kept beside the screenshots: it says how long each chapter took to execute.
-        (ROOT / "_build" / "build.log").write_text(done.stdout + done.stderr)
-        assert done.returncode == 0, f"the book does not build:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+def site(executed_chapters):
+    build = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "--warningiserror", "--keep-going"]
+    done = subprocess.run(build, cwd=ROOT, capture_output=True, text=True)
+    (ROOT / "_build" / "build.log").write_text(done.stdout + done.stderr)
+    assert done.returncode == 0, f"the book does not build:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    # Every chapter was executed once, by the fixture; Jupyter Book only renders what it finds in its cache.
+    assert "Executing notebook" not in done.stdout + done.stderr, "Jupyter Book executed a chapter a second time"
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()

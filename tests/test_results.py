@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -51,3 +52,13 @@ def test_damaged_record_names_the_file_and_the_fix(tmp_path, text):
     (tmp_path / "gpt2-small" / "circles.json").write_text(text)
     with pytest.raises(ValueError, match="circles.json.*re-run its chapter"):
         results.load_records(tmp_path)
+
+
+def test_records_go_where_the_reader_says_or_beside_the_book(monkeypatch, tmp_path):
+    monkeypatch.setenv("MVF_RESULTS", str(tmp_path / "mine"))
+    assert results.results_dir() == tmp_path / "mine"
+    monkeypatch.delenv("MVF_RESULTS")
+    assert results.results_dir() == Path(results.__file__).resolve().parents[1] / "results"  # a checkout
+    monkeypatch.setattr(results, "__file__", str(tmp_path / "site-packages" / "mvf" / "results.py"))  # installed
+    monkeypatch.chdir(tmp_path)
+    assert results.results_dir() == tmp_path / "results"

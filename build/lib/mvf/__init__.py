@@ -1,0 +1,1 @@
+"""mvf: multi-dimensional features in language models, as an executable book."""

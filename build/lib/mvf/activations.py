@@ -1,0 +1,266 @@
+"""Collect residual-stream activations: at chosen words of prompts, or at every token of a corpus.
+
+Both stream to ``.npy`` shards in a cache folder keyed by the model's weights
+(a fingerprint), the hooks, the corpus or prompt-set hash and the settings:
+one shard per block of corpus rows, or per batch of prompts. Each shard is
+written atomically (temporary file, then ``os.replace``) and listed in a
+manifest with its shape and SHA-256; on read every shard is re-validated, and
+a missing or corrupted one is recomputed. An interrupted run resumes from the
+shards already on disk. Prompt sets are cached only when a ``cache_dir`` is
+given (the chapters use ``PROMPT_CACHE``, and ``CORPUS_CACHE`` for corpora).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.std import tqdm  # text bars on stderr: a notebook widget would not render in the book
+
+from mvf import tokens as tokens_
+from mvf.cache import CACHE_DIR, sha256_file, write_atomically
+
+PROMPT_CACHE = CACHE_DIR / "prompt-activations"
+CORPUS_CACHE = CACHE_DIR / "corpus-activations"
+_BLOCK_HOOK = re.compile(r"^blocks\.(\d+)\.(.+)$")
+
+
+def check_hook(model, hook: str) -> int:
+    """Validate a hook name against the model and return its layer (-1 for hooks outside the blocks)."""
+    match = _BLOCK_HOOK.match(hook)
+    if match:
+        layer = int(match.group(1))
+        if layer >= model.cfg.n_layers:
+            raise ValueError(
+                f"layer {layer} in {hook!r} is out of range: this model has layers 0..{model.cfg.n_layers - 1}."
+            )
+    if hook not in model.hook_dict:
+        sites = sorted({_BLOCK_HOOK.sub(r"blocks.{L}.\2", name) for name in model.hook_dict if ".hook_resid" in name})
+        raise ValueError(f"unknown hook {hook!r}; residual-stream hooks are {sites} (e.g. 'blocks.3.hook_resid_post').")
+    return int(match.group(1)) if match else -1
+
+
+def collect_at_words(
+    model,
+    prompts: Sequence[str],
+    words: Sequence[str],
+    hooks: Sequence[str],
+    batch_size: int = 32,
+    cache_dir: str | os.PathLike | None = None,
+) -> dict[str, torch.Tensor]:
+    """Activations at the last token of ``words[i]`` in ``prompts[i]``: ``{hook: (n_prompts, d_model)}``."""
+    if len(prompts) != len(words):
+        raise ValueError(f"got {len(prompts)} prompts but {len(words)} words; pass one word per prompt.")
+    bos = tokens_.prepends_bos(model)
+    positions = [tokens_.word_position(model.tokenizer, p, w, bos) for p, w in zip(prompts, words)]
+    return collect_at_positions(model, prompts, positions, hooks, batch_size, cache_dir)
+
+
+def collect_at_positions(
+    model,
+    prompts: Sequence[str],
+    positions: Sequence[int],
+    hooks: Sequence[str],
+    batch_size: int = 32,
+    cache_dir: str | os.PathLike | None = None,
+) -> dict[str, torch.Tensor]:
+    """Activations at token ``positions[i]`` of ``prompts[i]``: ``{hook: (n_prompts, d_model)}`` float32.
+
+    Prompts are batched in order of length and right-padded to the longest of
+    their batch (a causal model's activations at a position do not see the
+    padding after it); results come back in the prompts' order. With
+    ``cache_dir`` each batch is a validated shard there, reused by later calls
+    with the same weights, prompts, positions, hooks and batch size.
+    """
+    if len(prompts) == 0:
+        raise ValueError("the prompt list is empty; pass at least one prompt.")
+    if len(positions) != len(prompts):
+        raise ValueError(f"got {len(prompts)} prompts but {len(positions)} positions; pass one position per prompt.")
+    hooks = list(hooks)
+    deepest = max(check_hook(model, hook) for hook in hooks)
+    tokens, lengths = pad_prompts(model, prompts)
+    positions = [int(p) for p in positions]
+    if any(not 0 <= p < n for p, n in zip(positions, lengths)):
+        raise ValueError("a position lies outside its prompt; positions count tokens from 0.")
+    order = np.argsort(lengths, kind="stable")
+    cache = None
+    if cache_dir is not None:
+        settings = {"weights": weights_fingerprint(model), "hooks": hooks, "prompts": corpus_hash(prompts),
+                    "bos": tokens_.prepends_bos(model), "positions": positions, "batch_size": batch_size, "dtype": "float32"}  # fmt: skip
+        cache = ShardCache(Path(cache_dir) / f"prompts-{settings_key(settings)}", settings)
+    shards = []
+    for index, start in enumerate(tqdm(range(0, len(prompts), batch_size), desc="prompts", leave=False)):
+        rows = order[start : start + batch_size]
+        shape = (len(rows), len(hooks), model.cfg.d_model)
+        shard = cache.load(index, shape) if cache else None
+        if shard is None:
+            shard = forward_at_positions(model, tokens[torch.from_numpy(rows), : max(lengths[i] for i in rows)],
+                                         [positions[i] for i in rows], hooks, deepest)  # fmt: skip
+            if cache:
+                cache.save(index, shard)
+        shards.append(shard)
+    stacked = np.concatenate(shards)[np.argsort(order, kind="stable")]
+    return {hook: torch.from_numpy(np.ascontiguousarray(stacked[:, i])) for i, hook in enumerate(hooks)}
+
+
+def forward_at_positions(model, batch: torch.Tensor, positions: list[int], hooks: list[str], deepest: int) -> np.ndarray:
+    """One batch ``(b, width)`` through the model: activations at ``positions`` ``(b, n_hooks, d_model)`` float32."""
+    index = torch.tensor(positions, device=batch.device)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(batch, names_filter=hooks, stop_at_layer=deepest + 1)
+    picked = [cache[hook][torch.arange(len(batch)), index].float().cpu() for hook in hooks]
+    return torch.stack(picked, dim=1).numpy()
+
+
+def pad_prompts(model, prompts: Sequence[str]) -> tuple[torch.Tensor, list[int]]:
+    """Token ids of the prompts (BOS first if the model takes one) right-padded to one width ``(n, width)``, and lengths."""
+    tokenizer = model.tokenizer
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    encoded = [tokens_.encode(tokenizer, p, tokens_.prepends_bos(model)) for p in prompts]
+    width = max(len(ids) for ids in encoded)
+    tokens = torch.tensor([ids + [pad] * (width - len(ids)) for ids in encoded], device=model.cfg.device)
+    return tokens, [len(ids) for ids in encoded]
+
+
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """SHA-256 (hex, 16 characters) of every parameter's name, shape and an evenly strided sample of its values.
+
+    Cheap even for a 7B model on a GPU, and it changes when the weights do, so a
+    cache keyed by it cannot serve activations of another checkpoint loaded
+    under the same profile name.
+    """
+    digest = hashlib.sha256()
+    for name, parameter in model.named_parameters():
+        flat = parameter.detach().reshape(-1)
+        sample = flat[:: max(1, flat.numel() // 4096)].float().cpu().numpy()
+        digest.update(f"{name}{tuple(parameter.shape)}".encode())
+        digest.update(sample.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def settings_key(settings: dict) -> str:
+    """The cache folder key of a settings dictionary (hex, 16 characters)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def corpus_hash(texts: Sequence[str]) -> str:
+    """SHA-256 (hex, 16 characters) of a corpus or prompt set, independent of how it is held in memory."""
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode())
+        digest.update(b"\x00")
+    return digest.hexdigest()[:16]
+
+
+def tokenize_corpus(tokenizer, texts: Sequence[str], seq_len: int, bos: bool = False) -> torch.Tensor:
+    """Concatenate the texts (separated by EOS) and cut them into rows: ``(n_rows, seq_len)`` token ids.
+
+    With ``bos`` every row starts with BOS followed by ``seq_len - 1`` corpus tokens.
+    """
+    eos = tokenizer.eos_token_id
+    ids: list[int] = []
+    for text in texts:
+        ids.extend(tokenizer(text, add_special_tokens=False)["input_ids"])
+        ids.append(eos)
+    width = seq_len - int(bos)
+    rows = len(ids) // width
+    if rows == 0:
+        raise ValueError(f"the corpus has {len(ids)} tokens, fewer than one row of seq_len={seq_len}.")
+    table = torch.tensor(ids[: rows * width]).reshape(rows, width)
+    if bos:
+        table = torch.cat([torch.full((rows, 1), tokens_.encode(tokenizer, "", True)[0]), table], dim=1)
+    return table
+
+
+class ShardCache:
+    """A folder of activation shards with a manifest; state is the folder, so it is a class."""
+
+    def __init__(self, folder: Path, settings: dict):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.manifest_path = self.folder / "manifest.json"
+        manifest = json.loads(self.manifest_path.read_text()) if self.manifest_path.exists() else {}
+        if manifest.get("settings") != settings:
+            manifest = {"settings": settings, "shards": {}}
+        self.manifest = manifest
+
+    def _path(self, index: int) -> Path:
+        return self.folder / f"shard_{index:05d}.npy"
+
+    def load(self, index: int, shape: tuple[int, ...]) -> np.ndarray | None:
+        """The shard if present and intact (shape and checksum as recorded), else None."""
+        entry, path = self.manifest["shards"].get(str(index)), self._path(index)
+        if entry is None or not path.exists() or entry["shape"] != list(shape) or sha256_file(path) != entry["sha256"]:
+            return None
+        try:
+            array = np.load(path)
+        except (ValueError, OSError):
+            return None
+        return array if array.shape == shape else None
+
+    def save(self, index: int, array: np.ndarray) -> None:
+        path = self._path(index)
+        write_atomically(path, lambda stream: np.save(stream, array))
+        self.manifest["shards"][str(index)] = {"shape": list(array.shape), "sha256": sha256_file(path)}
+        write_atomically(self.manifest_path, lambda stream: stream.write(json.dumps(self.manifest).encode()))
+
+
+def collect_corpus(
+    model,
+    model_name: str,
+    texts: Sequence[str],
+    hook: str,
+    cache_dir: str | os.PathLike,
+    seq_len: int = 128,
+    batch_size: int = 16,
+    rows_per_shard: int = 64,
+) -> np.ndarray:
+    """Activations at every token of a corpus: ``(n_rows * seq_len, d_model)`` float16, cached on disk.
+
+    The forward pass stops after the hooked layer. Shards are validated on
+    read; missing or corrupted ones are recomputed, so an interrupted call
+    resumes where it stopped.
+    """
+    if len(texts) == 0:
+        raise ValueError("the corpus is empty; pass at least one text.")
+    layer = check_hook(model, hook)
+    tokens = tokenize_corpus(model.tokenizer, texts, seq_len, tokens_.prepends_bos(model))
+    settings = {"model": model_name, "bos": tokens_.prepends_bos(model), "weights": weights_fingerprint(model), "hook": hook, "corpus": corpus_hash(texts),
+                "seq_len": seq_len, "dtype": "float16"}  # fmt: skip
+    cache = ShardCache(Path(cache_dir) / f"{model_name}-{hook}-{settings_key(settings)}", settings)
+    shards = []
+    for index, start in enumerate(tqdm(range(0, len(tokens), rows_per_shard), desc=f"{hook} shards")):
+        rows = tokens[start : start + rows_per_shard]
+        shape = (rows.numel(), model.cfg.d_model)
+        shard = cache.load(index, shape)
+        if shard is None:
+            shard = forward_rows(model, rows, hook, layer, batch_size)
+            cache.save(index, shard)
+        shards.append(shard)
+    return np.concatenate(shards)
+
+
+def forward_rows(model, rows: torch.Tensor, hook: str, layer: int, batch_size: int) -> np.ndarray:
+    """Activations of ``rows`` ``(n, seq_len)`` at ``hook``, flattened to ``(n * seq_len, d_model)`` float16."""
+    parts = []
+    for start in range(0, len(rows), batch_size):
+        with torch.no_grad():
+            _, cache = model.run_with_cache(
+                rows[start : start + batch_size].to(model.cfg.device), names_filter=[hook], stop_at_layer=layer + 1
+            )
+        parts.append(cache[hook].reshape(-1, cache[hook].shape[-1]).to(torch.float16).cpu().numpy())
+    return np.concatenate(parts)
+
+
+def resid_hooks(model, site: str = "hook_resid_post") -> list[str]:
+    """The residual-stream hook of every layer, in order: ``blocks.{L}.{site}``."""
+    hooks = [f"blocks.{layer}.{site}" for layer in range(model.cfg.n_layers)]
+    for hook in hooks:
+        check_hook(model, hook)
+    return hooks

@@ -1,0 +1,66 @@
+"""Geometry of labelled point clouds: class centroids, their PCA plane and how circular their order is."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.decomposition import PCA
+
+
+def centroids(points: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Mean point of each class: ``(n, d)``, labels ``(n,)`` in 0..n_classes-1 → ``(n_classes, d)``."""
+    labels = np.asarray(labels)
+    if points.ndim != 2 or len(points) != len(labels):
+        raise ValueError(f"points must be (n, d) with one label each; got {points.shape} and {labels.shape}.")
+    missing = sorted(set(range(n_classes)) - set(labels.tolist()))
+    if missing:
+        raise ValueError(f"classes {missing} have no points; every class needs at least one.")
+    one_hot = np.eye(n_classes)[labels]
+    return one_hot.T @ points / one_hot.sum(axis=0)[:, None]
+
+
+def centroid_plane(points: np.ndarray, labels: np.ndarray, n_classes: int, k: int = 2) -> tuple[PCA, np.ndarray]:
+    """PCA fitted on the class centroids (``k`` components) and the centroids projected ``(n_classes, k)``."""
+    means = centroids(points, labels, n_classes)
+    pca = PCA(n_components=k).fit(means)
+    return pca, pca.transform(means)
+
+
+def cyclic_order_score(plane: np.ndarray) -> float:
+    """Share of angular neighbours that are calendar neighbours, for centroids ``(p, 2)`` in calendar order.
+
+    Walk the centroids by angle around their mean; count steps from class i to
+    class i ± 1 (mod p), in whichever single direction gives more. 1.0 means
+    the classes sit around the circle in calendar order; a random arrangement
+    of p classes scores about 2/(p-1).
+    """
+    centred = plane - plane.mean(axis=0)
+    order = np.argsort(np.arctan2(centred[:, 1], centred[:, 0]))
+    steps = (np.roll(order, -1) - order) % len(order)
+    return float(max(np.mean(steps == 1), np.mean(steps == len(order) - 1)))
+
+
+def layer_circle_scores(activations: dict[str, np.ndarray], labels: np.ndarray, n_classes: int) -> pd.DataFrame:
+    """Per hook: cyclic-order score of the centroids in their top-2 PCA plane, and variance explained by 2 PCs.
+
+    ``activations``: ``{hook: (n, d_model)}``; returns one row per hook with
+    columns ``cyclic order``, ``centroid var (2 PCs)``, ``point var (2 PCs)``
+    and ``top dim share``, the share of the points' squared norm held by the
+    single largest residual dimension (near 1 when one outlier dimension
+    dominates the PCA).
+    """
+    rows = {}
+    for hook, points in activations.items():
+        pca, plane = centroid_plane(points, labels, n_classes)
+        rows[hook] = {
+            "cyclic order": cyclic_order_score(plane),
+            "centroid var (2 PCs)": float(pca.explained_variance_ratio_.sum()),
+            "point var (2 PCs)": float(PCA(n_components=2).fit(points).explained_variance_ratio_.sum()),
+            "top dim share": float((points**2).sum(axis=0).max() / (points**2).sum()),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("hook")
+
+
+def perfect_order_layers(scores: pd.DataFrame) -> list[int]:
+    """Positions (layers) of the rows of a ``layer_circle_scores`` table whose centroids go round in calendar order."""
+    return np.flatnonzero(scores["cyclic order"].to_numpy() == 1.0).tolist()

@@ -1,0 +1,241 @@
+"""Figure helpers: one function per figure type, consistent colours and labels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from mvf import metrics
+
+POINT_COLOUR = "#3b6ea8"
+BAND_COLOUR = "#e07b39"
+
+
+def reducibility_panels(points: np.ndarray, axes: tuple[Axes, Axes, Axes], title: str = "") -> None:
+    """Draw the paper's Figure 2 row for one plane ``(n, 2)`` on three axes.
+
+    Left: the points with the best ε-mixture band; middle: histogram of the
+    normalised projection z with ±ε marked; right: mutual information over the
+    rotation angle with its minimum (S) marked.
+    """
+    fit = metrics.best_mixture(points)
+    curve = metrics.mutual_information_curve(points)
+    scatter, histogram, information = axes
+
+    scatter.scatter(points[:, 0], points[:, 1], s=2, alpha=0.4, color=POINT_COLOUR, rasterized=True)
+    _draw_band(scatter, points, fit)
+    scatter.set_aspect("equal", adjustable="datalim")
+    scatter.set_xlabel("$x_1$")
+    scatter.set_ylabel("$x_2$")
+    scatter.set_title(title)
+
+    limit = max(4 * fit.epsilon, np.quantile(np.abs(fit.z), 0.99))
+    histogram.hist(fit.z, bins=np.linspace(-limit, limit, 81), color=POINT_COLOUR)
+    for edge in (-fit.epsilon, fit.epsilon):
+        histogram.axvline(edge, color=BAND_COLOUR, linestyle="--", linewidth=1)
+    histogram.set_xlabel("normalised projection $z$")
+    histogram.set_ylabel("points")
+    histogram.set_title(f"$M_\\epsilon$ = {fit.index:.3f}")
+
+    information.plot(curve.angles, curve.bits, color=POINT_COLOUR)
+    information.scatter([curve.best_angle], [curve.separability], color=BAND_COLOUR, zorder=3)
+    information.set_xlabel("rotation angle θ (radians)")
+    information.set_ylabel("mutual information (bits)")
+    information.set_ylim(bottom=0)
+    information.set_title(f"$S$ = {curve.separability:.3f} bits")
+
+
+def _draw_band(ax: Axes, points: np.ndarray, fit: metrics.MixtureFit) -> None:
+    """Shade the strip of points with |z| < ε: the best mixture line and its band."""
+    shifted = points @ fit.direction + fit.offset
+    half_width = fit.epsilon * np.sqrt(np.mean(shifted**2))
+    inside = np.abs(fit.z) < fit.epsilon
+    ax.scatter(points[inside, 0], points[inside, 1], s=2, color=BAND_COLOUR, rasterized=True, label="inside band")
+    along = np.array([-fit.direction[1], fit.direction[0]])
+    foot = -fit.offset * fit.direction
+    extent = np.abs((points - points.mean(axis=0)) @ along).max()
+    centre = foot + along * ((points.mean(axis=0) - foot) @ along)
+    ends = centre + np.outer([-extent, extent], along)
+    for side in (-half_width, half_width):
+        edge = ends + side * fit.direction
+        ax.plot(edge[:, 0], edge[:, 1], color=BAND_COLOUR, linewidth=1)
+
+
+def reducibility_figure(named_points: dict[str, np.ndarray]) -> Figure:
+    """One Figure 2 row per named plane ``(n, 2)``."""
+    figure, axes = plt.subplots(len(named_points), 3, figsize=(12, 3.2 * len(named_points)), squeeze=False)
+    for row, (name, points) in zip(axes, named_points.items()):
+        reducibility_panels(points, tuple(row), title=name)
+    figure.tight_layout()
+    return figure
+
+
+def calendar_colours(n_classes: int) -> np.ndarray:
+    """A cyclic colormap sampled at the calendar positions: ``(n_classes, 4)`` RGBA."""
+    return plt.get_cmap("twilight")(np.arange(n_classes) / n_classes)
+
+
+def centroid_circle(plane: np.ndarray, names: Sequence[str], ax: Axes, title: str = "") -> None:
+    """Class centroids ``(p, 2)`` in a PCA plane, labelled and joined in calendar order."""
+    colours = calendar_colours(len(names))
+    loop = np.vstack([plane, plane[:1]])
+    ax.plot(loop[:, 0], loop[:, 1], color="0.7", linewidth=1, zorder=1)
+    ax.scatter(plane[:, 0], plane[:, 1], c=colours, s=80, edgecolors="black", zorder=2)
+    for (x, y), name in zip(plane, names):
+        ax.annotate(name[:3], (x, y), textcoords="offset points", xytext=(5, 5))
+    ax.set_xlabel("PC 1 of the centroids")
+    ax.set_ylabel("PC 2 of the centroids")
+    ax.set_title(title)
+
+
+def labelled_points(plane: np.ndarray, labels: np.ndarray, names: Sequence[str], ax: Axes, title: str = "") -> None:
+    """Every point ``(n, 2)`` coloured by its calendar label."""
+    colours = calendar_colours(len(names))
+    for index, name in enumerate(names):
+        chosen = labels == index
+        ax.scatter(plane[chosen, 0], plane[chosen, 1], s=12, color=colours[index], label=name[:3])
+    ax.set_xlabel("PC 1 of all points")
+    ax.set_ylabel("PC 2 of all points")
+    ax.legend(fontsize="small", ncol=2, markerscale=1.5)
+    ax.set_title(title)
+
+
+def layer_scores(scores: dict[str, pd.DataFrame]) -> Figure:
+    """Per-layer cyclic-order score and variance explained by two PCs, one line per named table."""
+    figure, (order_ax, variance_ax) = plt.subplots(1, 2, figsize=(12, 3.6))
+    for name, table in scores.items():
+        layers = np.arange(len(table))
+        order_ax.plot(layers, table["cyclic order"], marker="o", label=name)
+        variance_ax.plot(layers, table["centroid var (2 PCs)"], marker="o", label=f"{name}: centroids")
+        variance_ax.plot(layers, table["point var (2 PCs)"], linestyle="--", label=f"{name}: all points")
+    order_ax.set_xlabel("layer (hook_resid_post)")
+    order_ax.set_ylabel("share of calendar neighbours")
+    order_ax.set_ylim(0, 1.05)
+    order_ax.set_title("Do the centroids go round in calendar order?")
+    variance_ax.set_xlabel("layer (hook_resid_post)")
+    variance_ax.set_ylabel("variance explained by 2 PCs")
+    variance_ax.set_ylim(0, 1.05)
+    variance_ax.set_title("How planar is the representation?")
+    for ax in (order_ax, variance_ax):
+        ax.legend(fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
+def labelled_points_3d(points: np.ndarray, labels: np.ndarray, names: Sequence[str], title: str = "") -> go.Figure:
+    """An interactive plotly 3-D scatter of points ``(n, 3)`` coloured by calendar label."""
+    figure = go.Figure()
+    for index, name in enumerate(names):
+        chosen = labels == index
+        r, g, b, _ = (255 * calendar_colours(len(names))[index]).astype(int)
+        figure.add_trace(
+            go.Scatter3d(
+                x=points[chosen, 0], y=points[chosen, 1], z=points[chosen, 2], mode="markers", name=name,
+                marker={"size": 3, "color": f"rgb({r},{g},{b})"},
+            )
+        )  # fmt: skip
+    figure.update_layout(
+        title=title, height=520, margin={"l": 0, "r": 0, "t": 40, "b": 0},
+        scene={"xaxis_title": "PC 1", "yaxis_title": "PC 2", "zaxis_title": "PC 3"},
+    )  # fmt: skip
+    return figure
+
+
+def cluster_panel(projected: np.ndarray, strings: Sequence[str], pcs: tuple[int, int], ax: Axes, title: str = "") -> None:
+    """A cluster's reconstructions on two PCs ``(m, ≥2)``, weekday / month tokens in cyclic colours, others grey."""
+    from mvf.dates import DAYS, MONTHS
+
+    x, y = projected[:, pcs[0]], projected[:, pcs[1]]
+    words = [s.strip() for s in strings]
+    ax.scatter(x, y, s=4, color="0.75", rasterized=True)
+    for names in (DAYS, MONTHS):
+        colours = calendar_colours(len(names))
+        for index, name in enumerate(names):
+            chosen = np.array([w == name for w in words])
+            if chosen.any():
+                ax.scatter(x[chosen], y[chosen], s=14, color=colours[index], label=name[:3])
+    ax.set_xlabel(f"PC {pcs[0] + 1}")
+    ax.set_ylabel(f"PC {pcs[1] + 1}")
+    ax.set_title(title, fontsize="small")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="x-small", ncol=2, markerscale=1.5)
+
+
+def probe_quality(table: pd.DataFrame) -> Figure:
+    """Held-out R² and angular error of the circle and linear probes per layer (rows of ``table``)."""
+    figure, (r2_ax, error_ax) = plt.subplots(1, 2, figsize=(12, 3.6))
+    layers = np.arange(len(table)) if "layer" not in table else table["layer"]
+    for kind in ("circle", "linear"):
+        r2_ax.plot(layers, table[f"{kind} R2"], marker="o", label=f"{kind} probe")
+        error_ax.plot(layers, np.degrees(table[f"{kind} angular error"]), marker="o", label=f"{kind} probe")
+    r2_ax.set_ylabel("held-out R²")
+    r2_ax.set_title("How well a rank-k probe predicts the value")
+    error_ax.set_ylabel("mean angular error (degrees)")
+    error_ax.set_title("Angular error of the predicted value")
+    for ax in (r2_ax, error_ax):
+        ax.set_xlabel("layer")
+        ax.legend()
+    figure.tight_layout()
+    return figure
+
+
+def intervention_effects(table: pd.DataFrame) -> Figure:
+    """Logit difference and new-answer accuracy per layer, one line per method (the paper's intervention plot)."""
+    figure, (diff_ax, accuracy_ax) = plt.subplots(1, 2, figsize=(13, 3.8))
+    for method, rows in table.groupby("method", sort=False):
+        diff_ax.plot(rows["layer"], rows["logit diff"], marker="o", label=method)
+        accuracy_ax.plot(rows["layer"], rows["accuracy"], marker="o", label=method)
+    diff_ax.axhline(0, color="0.6", linewidth=1)
+    diff_ax.set_ylabel("logit(new answer) − logit(old answer)")
+    diff_ax.set_title("Does the intervention move the answer?")
+    accuracy_ax.set_ylabel("share answering the new value")
+    accuracy_ax.set_ylim(0, 1.02)
+    accuracy_ax.set_title("Accuracy of the intended new answer")
+    for ax in (diff_ax, accuracy_ax):
+        ax.set_xlabel("layer")
+    accuracy_ax.legend(fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
+def answer_distribution(probabilities: np.ndarray, angles: np.ndarray, names: Sequence[str], ax: Axes, title: str = "") -> None:
+    """Heatmap of the answer distribution ``(n_angles, p)`` as the patched point moves around the circle."""
+    image = ax.imshow(probabilities.T, aspect="auto", origin="lower", cmap="viridis", vmin=0, vmax=1,
+                      extent=[np.degrees(angles[0]), np.degrees(angles[-1]), -0.5, len(names) - 0.5])  # fmt: skip
+    ax.set_yticks(range(len(names)), [n[:3] for n in names])
+    ax.set_xlabel("angle of the patched point (degrees)")
+    ax.set_ylabel("answer")
+    ax.set_title(title)
+    ax.figure.colorbar(image, ax=ax, label="probability among allowed answers")
+
+
+def _group_colour(name: str, index: int) -> str:
+    return "0.85" if name == "unexplained" else plt.get_cmap("tab10")(index % 10)
+
+
+def explained_variance_layers(tables: dict[str, pd.DataFrame]) -> Figure:
+    """Stacked explained variance per layer, one panel per token position (the paper's §5 plots).
+
+    Each table has one row per layer (index ``blocks.{L}.…``) and one column
+    per group in entry order, then ``unexplained``; colours follow the columns.
+    """
+    figure, axes = plt.subplots(1, len(tables), figsize=(6.5 * len(tables), 3.8), squeeze=False, sharey=True)
+    for ax, (position, table) in zip(axes[0], tables.items()):
+        layers = [int(hook.split(".")[1]) for hook in table.index]
+        bottom = np.zeros(len(table))
+        for index, group in enumerate(table.columns):
+            ax.bar(layers, table[group], bottom=bottom, color=_group_colour(group, index), label=group, width=0.8)
+            bottom += table[group].to_numpy()
+        ax.set_xlabel("layer")
+        ax.set_title(f"{position} token")
+        ax.set_ylim(0, 1)
+    axes[0, 0].set_ylabel("share of variance (groups added in order)")
+    axes[0, -1].legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,90 @@
+"""Circle probes: PCA to k dimensions, then a linear map to (cos 2πy/p, sin 2πy/p) (the paper's §4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import KFold
+
+DEFAULT_K = 5  # the paper's PCA dimension
+
+
+@dataclass(frozen=True)
+class CircleProbe:
+    """A fitted probe. ``mean`` ``(d,)``, ``components`` ``(k, d)`` (orthonormal rows), ``weights`` ``(k + 1, 2)``."""
+
+    mean: np.ndarray
+    components: np.ndarray
+    weights: np.ndarray
+    period: int
+
+    def circle_point(self, activations: np.ndarray) -> np.ndarray:
+        """Predicted (cos, sin) points: ``(n, d)`` → ``(n, 2)``."""
+        reduced = (activations - self.mean) @ self.components.T
+        return np.column_stack([reduced, np.ones(len(reduced))]) @ self.weights
+
+    def angle(self, activations: np.ndarray) -> np.ndarray:
+        """Predicted angle in radians, ``(n, d)`` → ``(n,)``."""
+        point = self.circle_point(activations)
+        return np.arctan2(point[:, 1], point[:, 0])
+
+
+def circle_targets(values: np.ndarray, period: int) -> np.ndarray:
+    """(cos 2πy/p, sin 2πy/p) for integer values ``(n,)`` → ``(n, 2)``."""
+    angle = 2 * np.pi * np.asarray(values) / period
+    return np.column_stack([np.cos(angle), np.sin(angle)])
+
+
+def _check(activations: np.ndarray, values: np.ndarray, k: int) -> None:
+    if activations.ndim != 2 or len(activations) != len(values):
+        raise ValueError(f"activations must be (n, d) with one value each; got {activations.shape} and {len(values)}.")
+    if not np.isfinite(activations).all():
+        raise ValueError("activations contain NaN or inf.")
+    if not 1 <= k <= min(activations.shape) - 1:
+        raise ValueError(f"k={k} is too large: with {activations.shape[0]} points in {activations.shape[1]} "
+                         f"dimensions, k can be at most {min(activations.shape) - 1}.")  # fmt: skip
+
+
+def fit_circle_probe(activations: np.ndarray, values: np.ndarray, period: int, k: int = DEFAULT_K) -> CircleProbe:
+    """Fit PCA-k of ``(n, d)`` activations, then least squares onto the circle points of ``values``."""
+    _check(activations, values, k)
+    mean = activations.mean(axis=0)
+    _, _, vt = np.linalg.svd(activations - mean, full_matrices=False)
+    reduced = (activations - mean) @ vt[:k].T
+    design = np.column_stack([reduced, np.ones(len(reduced))])
+    weights = np.linalg.lstsq(design, circle_targets(values, period), rcond=None)[0]
+    return CircleProbe(mean, vt[:k], weights, period)
+
+
+def angular_error(predicted: np.ndarray, values: np.ndarray, period: int) -> np.ndarray:
+    """Absolute angle between predicted angles ``(n,)`` and the true values' angles, in radians ``(n,)``."""
+    difference = predicted - 2 * np.pi * np.asarray(values) / period
+    return np.abs(np.angle(np.exp(1j * difference)))
+
+
+def cross_validate(activations: np.ndarray, values: np.ndarray, period: int, k: int = DEFAULT_K, folds: int = 5, seed: int = 0) -> dict[str, float]:
+    """Held-out quality of the circle probe and of a linear (non-circular) probe of the same PCA rank.
+
+    Circle probe: R² of the (cos, sin) prediction and mean angular error.
+    Linear probe: PCA-k then least squares onto the value itself; its angular
+    error reads the predicted value as an angle 2π·ŷ/p.
+    """
+    _check(activations, values, k)
+    values = np.asarray(values)
+    predicted_points, predicted_angle, predicted_value = np.zeros((len(values), 2)), np.zeros(len(values)), np.zeros(len(values))
+    for train, test in KFold(folds, shuffle=True, random_state=seed).split(activations):
+        probe = fit_circle_probe(activations[train], values[train], period, k)
+        predicted_points[test] = probe.circle_point(activations[test])
+        predicted_angle[test] = probe.angle(activations[test])
+        reduced = (activations - probe.mean) @ probe.components.T
+        design = np.column_stack([reduced, np.ones(len(reduced))])
+        coefficients = np.linalg.lstsq(design[train], values[train], rcond=None)[0]
+        predicted_value[test] = design[test] @ coefficients
+    targets = circle_targets(values, period)
+    return {
+        "circle R2": 1 - ((predicted_points - targets) ** 2).sum() / ((targets - targets.mean(axis=0)) ** 2).sum(),
+        "circle angular error": float(angular_error(predicted_angle, values, period).mean()),
+        "linear R2": 1 - ((predicted_value - values) ** 2).sum() / ((values - values.mean()) ** 2).sum(),
+        "linear angular error": float(angular_error(2 * np.pi * predicted_value / period, values, period).mean()),
+    }

@@ -1,0 +1,117 @@
+"""The chapters as regression tests: the headline cells' outputs, stored in the pages and compared after execution.
+
+A cell tagged ``nbval-check-output`` (nbval's tag for the same purpose) keeps
+its text output in the committed ``book/*.ipynb``. nbval itself would execute
+every chapter a second time, so the comparison is made here, on the one
+execution that the book also renders (``mvf.execute``). After an execution, each
+tagged cell's text (standard output and ``text/plain`` results; figures and
+standard error are not compared) is sanitised with the regular expressions of
+``book/sanitize.cfg`` (nbval's format) and compared with the stored text; a
+difference is reported as a unified diff of old and new numbers.
+
+Regenerate the stored outputs with ``make outputs`` (execute every chapter,
+then ``python -m mvf.regression``).
+"""
+
+from __future__ import annotations
+
+import configparser
+import difflib
+import re
+from pathlib import Path
+
+import nbformat
+
+from mvf.cache import write_atomically
+
+ROOT = Path(__file__).resolve().parent.parent
+TAG = "nbval-check-output"
+SANITIZE = ROOT / "book" / "sanitize.cfg"
+# Outputs that belong to a widget (an explorer), never to a library's progress bar.
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def sanitizers(path: Path = SANITIZE) -> list[tuple[re.Pattern, str]]:
+    """The ``(regex, replace)`` pairs of an nbval sanitize file, in file order."""
+    parser = configparser.ConfigParser(interpolation=None)
+    if not parser.read(path):
+        raise FileNotFoundError(f"no sanitize file at {path}")
+    return [(re.compile(parser[section]["regex"]), parser[section]["replace"]) for section in parser.sections()]
+
+
+def sanitize(text: str, rules: list[tuple[re.Pattern, str]]) -> str:
+    """``text`` with every rule applied in turn."""
+    for pattern, replacement in rules:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def cell_text(cell: nbformat.NotebookNode) -> str:
+    """What a reader reads in a cell's output: standard output, ``text/plain`` results and error names, in order."""
+    parts = []
+    for output in cell.get("outputs", []):
+        if output.output_type == "stream" and output.name == "stdout":
+            parts.append(output.text)
+        elif output.output_type in ("execute_result", "display_data") and "text/plain" in output.data:
+            parts.append(output.data["text/plain"] + "\n")
+        elif output.output_type == "error":
+            parts.append(f"{output.ename}: {output.evalue}\n")
+    return "".join(parts)
+
+
+def tagged(nb: nbformat.NotebookNode) -> list[int]:
+    """Indices of the cells whose output is compared."""
+    return [i for i, cell in enumerate(nb.cells) if TAG in cell.metadata.get("tags", [])]
+
+
+def differences(stored: nbformat.NotebookNode, executed: nbformat.NotebookNode, name: str) -> list[str]:
+    """Unified diffs (stored → executed) of the sanitised text of every tagged cell that changed."""
+    rules = sanitizers()
+    if [c.source for c in stored.cells] != [c.source for c in executed.cells]:
+        raise ValueError(f"{name}: the executed notebook is not an execution of the stored page (cells differ)")
+    diffs = []
+    for index in tagged(stored):
+        old = sanitize(cell_text(stored.cells[index]), rules).splitlines()
+        new = sanitize(cell_text(executed.cells[index]), rules).splitlines()
+        if old != new:
+            label = f"{name} cell {index}"
+            diffs.append("\n".join(difflib.unified_diff(old, new, f"{label} (stored)", f"{label} (now)", lineterm="")))
+    return diffs
+
+
+def _text_only(cell: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    outputs = []
+    for output in cell.outputs:
+        if output.output_type == "stream" and output.name == "stdout":
+            outputs.append(nbformat.v4.new_output("stream", name="stdout", text=output.text))
+        elif output.output_type in ("execute_result", "display_data") and "text/plain" in output.data:
+            outputs.append(nbformat.v4.new_output("display_data", data={"text/plain": output.data["text/plain"]}))
+    return outputs
+
+
+def store(page: Path, executed: nbformat.NotebookNode) -> int:
+    """Write the text outputs of ``executed``'s tagged cells into the page; returns how many cells were stored."""
+    nb = nbformat.read(page, as_version=4)
+    if [c.source for c in nb.cells] != [c.source for c in executed.cells]:
+        raise ValueError(f"{page.name}: the executed notebook is not an execution of this page; execute it again")
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    for index in tagged(nb):
+        nb.cells[index].outputs = _text_only(executed.cells[index])
+    write_atomically(page, lambda stream: stream.write(nbformat.writes(nb).encode()))
+    return len(tagged(nb))
+
+
+def main() -> None:
+    from mvf.execute import EXECUTED, chapters
+
+    for page in chapters():
+        executed = EXECUTED / page.name
+        if not executed.exists():
+            raise SystemExit(f"{executed} is missing: execute the chapters first (`make outputs` does both steps).")
+        print(f"{page.name}: stored the outputs of {store(page, nbformat.read(executed, as_version=4))} cells")
+
+
+if __name__ == "__main__":
+    main()

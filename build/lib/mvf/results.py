@@ -1,0 +1,161 @@
+"""The paper's claims beside the numbers this book measures, and the records chapters save when they run.
+
+Every chapter ends by saving its headline numbers with :func:`record`, as
+``results/{profile}/{chapter}.json`` (in :func:`results_dir`) with the date, the hardware and the
+package versions; the results page reads them with :func:`load_records`.
+Nothing is typed in by hand. The embedded model's records are written while
+the book builds (and are not committed); a chapter run on a GPU with a
+paper's model leaves a record to commit, and the page shows it from then on.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import platform
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from mvf.cache import write_atomically
+
+
+
+def results_dir() -> Path:
+    """Where records go: ``$MVF_RESULTS`` if set; the book's ``results/`` in a checkout; else ``./results``.
+
+    An installed mvf (pip, Colab) has no book around it, and a folder beside
+    ``site-packages`` would be lost with the runtime, so it writes to the
+    working directory unless told otherwise.
+    """
+    if "MVF_RESULTS" in os.environ:
+        return Path(os.environ["MVF_RESULTS"])
+    checkout = Path(__file__).resolve().parents[1]
+    return checkout / "results" if (checkout / "_toc.yml").exists() else Path.cwd() / "results"
+
+
+RESULTS_DIR = results_dir()
+PACKAGES = ("mvf", "torch", "transformers", "transformer-lens", "sae-lens")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the paper, the number that tests it, and the chapter (docname under ``book/``) that computes it."""
+
+    key: str
+    chapter: str
+    paper: str
+    measured: str
+    decimals: int = 2
+
+
+CLAIMS = (
+    Claim("days cyclic order", "circles", "Days of the week lie on a circle in the residual stream (GPT-2, Mistral 7B).",
+          "best cyclic-order score of the 7 day centroids over layers (1 = calendar order)"),
+    Claim("months cyclic order", "circles", "Months of the year lie on a circle.",
+          "best cyclic-order score of the 12 month centroids over layers"),
+    Claim("weekday cluster rank", "discovery", "Unsupervised SAE clustering finds day and month circles among the most "
+          "irreducible clusters (GPT-2 layer 7, Mistral 7B layer 8).",
+          "irreducibility rank of the cluster with the largest share of day-name tokens (1 = top)", decimals=0),
+    Claim("weekdays accuracy", "arithmetic", "Mistral 7B and Llama 3 8B solve many Weekdays problems.",
+          "Weekdays accuracy among the 7 allowed answers (chance 0.14)"),
+    Claim("months accuracy", "arithmetic", "… and many Months problems.",
+          "Months accuracy among the 12 allowed answers (chance 0.08)"),
+    Claim("probe circle R2", "interventions", "A rank-5 circle probe reads the value off the hidden state.",
+          "best held-out R² of the circle probe over layers"),
+    Claim("probe linear R2", "interventions", "(comparison) a linear probe of the same rank does worse.",
+          "held-out R² of the linear probe at the same layer"),
+    Claim("circle patch accuracy", "interventions", "Patching the circle moves the answer about as much as patching "
+          "the whole layer (Mistral 7B).", "share of circle patches that give the intended new answer (best layer)"),
+    Claim("full patch accuracy", "interventions", "(baseline) patching the whole activation.",
+          "share of full patches that give the intended new answer (same layer)"),
+    Claim("off-circle tracking", "off_circle", "Moving the point around the circle moves the answer smoothly.",
+          "share of angles whose most likely answer is the one the angle implies"),
+    Claim("circle of answer share", "decompose", "The circle of the answer explains much of the hidden state at the "
+          "token before the answer.", "largest share of variance the circle of the answer explains (final token)"),
+)  # fmt: skip
+KEYS = tuple(claim.key for claim in CLAIMS)
+
+
+def hardware() -> str:
+    """The accelerator (or CPU) the numbers were measured on."""
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"CPU ({platform.processor() or platform.machine()})"
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for package in PACKAGES:
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def _check_numbers(numbers: dict, source: str) -> None:
+    unknown = sorted(set(numbers) - set(KEYS))
+    if unknown:
+        raise ValueError(f"{source}: unknown result keys {unknown}; the claims are {list(KEYS)}.")
+    bad = [key for key, value in numbers.items() if not isinstance(value, (int, float)) or not math.isfinite(value)]
+    if bad:
+        raise ValueError(f"{source}: results {bad} are not finite numbers.")
+
+
+def record(chapter: str, profile: str, numbers: dict[str, float], folder: Path = RESULTS_DIR) -> Path:
+    """Save a chapter's headline numbers for ``profile`` with date, hardware and versions; returns the file."""
+    _check_numbers(numbers, f"chapter {chapter!r}")
+    path = Path(folder) / profile / f"{chapter}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entry = {
+        "chapter": chapter,
+        "profile": profile,
+        "date": datetime.date.today().isoformat(),
+        "hardware": hardware(),
+        "versions": _versions(),
+        "numbers": {key: float(value) for key, value in numbers.items()},
+    }
+    write_atomically(path, lambda stream: stream.write((json.dumps(entry, indent=2) + "\n").encode()))
+    return path
+
+
+def load_records(folder: Path = RESULTS_DIR) -> list[dict]:
+    """Every saved record under ``folder`` (``{profile}/{chapter}.json``), each validated; none if absent."""
+    records = []
+    for path in sorted(Path(folder).glob("*/*.json")):
+        try:
+            entry = json.loads(path.read_text())
+            missing = {"chapter", "profile", "date", "hardware", "versions", "numbers"} - set(entry)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{path} is not valid JSON ({error}); delete it and re-run its chapter on a GPU.") from None
+        if missing:
+            raise ValueError(f"{path} lacks {sorted(missing)}; delete it and re-run its chapter on a GPU.")
+        _check_numbers(entry["numbers"], str(path))
+        records.append(entry)
+    return records
+
+
+def at_a_glance(records: list[dict]) -> pd.DataFrame:
+    """One row per claim: the paper's claim, what is measured, the chapter, then one column per profile and hardware.
+
+    A column is named ``"{profile} ({hardware})"`` and its numbers carry the
+    date they were measured; claims nobody measured for a profile show "—".
+    """
+    columns: dict[str, dict[str, tuple[float, str]]] = {}
+    for entry in records:
+        column = columns.setdefault(f"{entry['profile']} ({entry['hardware']})", {})
+        column |= {key: (value, entry["date"]) for key, value in entry["numbers"].items()}
+    rows = []
+    for claim in CLAIMS:
+        row = {"claim (paper)": claim.paper, "measured here": claim.measured, "chapter": claim.chapter}
+        for name, numbers in columns.items():
+            value, date = numbers.get(claim.key, (None, None))
+            row[name] = "—" if value is None else f"{value:.{claim.decimals}f} ({date})"
+        rows.append(row)
+    return pd.DataFrame(rows)

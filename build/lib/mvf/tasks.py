@@ -1,0 +1,137 @@
+"""The paper's Weekdays and Months problems, a successor task for small models, and their evaluation.
+
+Token positions come from the tokenisation of each prompt: ``operand`` is the
+last token of the start name (the paper's "a"), ``final`` the last prompt
+token, whose output predicts the answer ("c").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mvf import tokens
+from mvf.activations import pad_prompts
+from mvf.dates import DAYS, MONTHS
+
+NUMBER_WORDS = ("One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine", "Ten", "Eleven", "Twelve")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One prompt: the start value, the shift applied to it and the answer, all as indices into ``names``.
+
+    ``listed`` is how many names the prompt lists (the successor task's list length; 1 otherwise).
+    """
+
+    prompt: str
+    start: int
+    shift: int
+    answer: int
+    names: tuple[str, ...]
+    listed: int = 1
+
+    @property
+    def period(self) -> int:
+        return len(self.names)
+
+
+def weekdays() -> list[Problem]:
+    """The paper's 49 Weekdays problems: "{Duration} from {Start} is", durations one to seven days."""
+    return [
+        Problem(
+            f"Let's do some days of the week math. {NUMBER_WORDS[d - 1]} {'day' if d == 1 else 'days'} from {day} is",
+            start, d, (start + d) % 7, DAYS,
+        )  # fmt: skip
+        for d in range(1, 8)
+        for start, day in enumerate(DAYS)
+    ]
+
+
+def months() -> list[Problem]:
+    """The paper's 144 Months problems (it keeps "One months"): "{N} months from {Start} is"."""
+    return [
+        Problem(f"Let's do some calendar math. {NUMBER_WORDS[n - 1]} months from {month} is", start, n, (start + n) % 12, MONTHS)
+        for n in range(1, 13)
+        for start, month in enumerate(MONTHS)
+    ]
+
+
+def _successor(names: tuple[str, ...]) -> list[Problem]:
+    problems = []
+    for length in (2, 3, 4):
+        for first in range(len(names)):
+            shown = [names[(first + i) % len(names)] for i in range(length)]
+            last = (first + length - 1) % len(names)
+            problems.append(Problem(", ".join(shown) + ",", last, 1, (last + 1) % len(names), names, length))
+    return problems
+
+
+TASKS = {
+    "weekdays": weekdays,
+    "months": months,
+    "weekday-successor": lambda: _successor(DAYS),
+    "month-successor": lambda: _successor(MONTHS),
+}
+
+
+def task(name: str) -> list[Problem]:
+    """The problems of a named task; ``ValueError`` listing the known tasks otherwise."""
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; choose one of {sorted(TASKS)}.")
+    return TASKS[name]()
+
+
+def positions(tokenizer, problem: Problem, bos: bool = False) -> dict[str, int]:
+    """Token positions in the prompt as the model sees it (after BOS when ``bos``):
+
+    ``operand`` (last token of the start name) and ``final`` (last token).
+    """
+    last = len(tokens.encode(tokenizer, problem.prompt, bos)) - 1
+    return {"operand": tokens.word_position(tokenizer, problem.prompt, problem.names[problem.start], bos), "final": last}
+
+
+def candidates(tokenizer, problems: list[Problem]) -> torch.Tensor:
+    """Answer token ids of every allowed name after each problem's prompt: ``(n_problems, period)``."""
+    return torch.tensor([tokens.answer_tokens(tokenizer, p.prompt, p.names) for p in problems])
+
+
+def final_logits(model, problems: list[Problem], batch_size: int = 32) -> torch.Tensor:
+    """Next-token logits at each prompt's last token: ``(n_problems, d_vocab)``; right-padded batches."""
+    tokens, lengths = pad_prompts(model, [p.prompt for p in problems])
+    out = []
+    for start in range(0, len(problems), batch_size):
+        with torch.no_grad():
+            logits = model(tokens[start : start + batch_size])
+        last = torch.tensor(lengths[start : start + batch_size], device=logits.device) - 1
+        out.append(logits[torch.arange(len(last)), last].float().cpu())
+    return torch.cat(out)
+
+
+def evaluate(model, problems: list[Problem], batch_size: int = 32) -> tuple[dict[str, float], pd.DataFrame]:
+    """Accuracy over the full vocabulary and among the allowed answers, and a per-problem table."""
+    if not problems:
+        raise ValueError("no problems to evaluate.")
+    names = problems[0].names
+    allowed = candidates(model.tokenizer, problems)
+    logits = final_logits(model, problems, batch_size)
+    answers = np.array([p.answer for p in problems])
+    top = logits.argmax(dim=1).numpy()
+    restricted = logits.gather(1, allowed).argmax(dim=1).numpy()
+    table = pd.DataFrame({
+        "prompt": [p.prompt for p in problems],
+        "answer": [names[a] for a in answers],
+        "top token": [model.tokenizer.decode([t]) for t in top],
+        "top allowed": [names[r] for r in restricted],
+        "correct (vocab)": top == allowed[np.arange(len(problems)), answers].numpy(),
+        "correct (allowed)": restricted == answers,
+    })  # fmt: skip
+    accuracy = {
+        "vocab": float(table["correct (vocab)"].mean()),
+        "allowed": float(table["correct (allowed)"].mean()),
+        "chance (allowed)": 1 / len(names),
+    }
+    return accuracy, table

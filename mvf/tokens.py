@@ -1,0 +1,64 @@
+"""Token ids and positions as each model expects them: with or without BOS, and answers read off the prompt.
+
+Two things differ between the book's models. Mistral, Llama and Gemma were
+trained with a BOS token at position 0 and run off-distribution without it; the
+paper's code prepends it, and the profile's ``bos`` says so (it becomes the
+bridge's ``cfg.default_prepend_bos``). And a SentencePiece tokenizer that
+prepends "▁" to its input (Mistral 7B v0.1's, Llama 2's) encodes ``" Monday"``
+on its own as ``▁`` + ``▁Monday``, so the answer token of a name is taken from
+the tokenisation of the whole continuation: the first token that
+``prompt + " " + name`` adds after the prompt's tokens.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+
+def prepends_bos(model) -> bool:
+    """Whether the model's inputs start with BOS (its bridge's ``cfg.default_prepend_bos``, set from the profile)."""
+    return bool(getattr(model.cfg, "default_prepend_bos", False))
+
+
+def encode(tokenizer, text: str, bos: bool) -> list[int]:
+    """Token ids of ``text``, with the tokenizer's BOS id in front when ``bos``; no other special tokens."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if not bos:
+        return ids
+    if tokenizer.bos_token_id is None:
+        raise ValueError(f"{type(tokenizer).__name__} has no BOS token; load the model with a profile whose bos is False.")
+    return [tokenizer.bos_token_id, *ids]
+
+
+def word_position(tokenizer, prompt: str, word: str, bos: bool, occurrence: int = -1) -> int:
+    """Index, in ``encode(tokenizer, prompt, bos)``, of the last token of ``word``'s chosen occurrence in ``prompt``."""
+    starts = [m.start() for m in re.finditer(rf"(?<!\w){re.escape(word)}(?!\w)", prompt)]
+    if not starts:
+        raise ValueError(f"the word {word!r} does not occur in the prompt {prompt!r}.")
+    end = starts[occurrence] + len(word)
+    offsets = tokenizer(prompt, return_offsets_mapping=True, add_special_tokens=False)["offset_mapping"]
+    return next(i for i, (a, b) in enumerate(offsets) if a < end <= b) + int(bos)
+
+
+def answer_token(tokenizer, prompt: str, name: str) -> int:
+    """The first token that ``prompt + " " + name`` adds after the tokens of ``prompt``.
+
+    ``ValueError`` when the continuation changes the prompt's own tokens (a
+    merge across the boundary), since no single next token is then the answer.
+    """
+    before = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    after = tokenizer(prompt + " " + name, add_special_tokens=False)["input_ids"]
+    if after[: len(before)] != before or len(after) == len(before):
+        raise ValueError(f"appending {' ' + name!r} to {prompt!r} re-tokenises the prompt; no next token is the answer.")
+    return after[len(before)]
+
+
+def answer_tokens(tokenizer, prompt: str, names: Sequence[str]) -> list[int]:
+    """:func:`answer_token` of every name after ``prompt``; ``ValueError`` if two names share their first token."""
+    ids = [answer_token(tokenizer, prompt, name) for name in names]
+    if len(set(ids)) != len(ids):
+        shared = sorted({tokenizer.convert_ids_to_tokens(i) for i in ids if ids.count(i) > 1})
+        raise ValueError(f"after {prompt!r}, names of {list(names)} share first tokens {shared}: answers cannot be told "
+                         "apart by one token.")
+    return ids

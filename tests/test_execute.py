@@ -1,0 +1,66 @@
+"""The guarded notebook client: a missed socket wake-up costs one slice, not the cell timeout."""
+
+import asyncio
+import time
+from queue import Empty
+
+import nbformat
+import pytest
+
+from mvf import execute
+
+
+class _LateChannel:
+    """A channel whose poll is never woken: a waiting message is found only when the timeout runs out."""
+
+    def __init__(self, waiting: bool):
+        self.waiting = waiting
+        self.timeouts = []
+
+    async def get_msg(self, timeout=None):
+        self.timeouts.append(timeout)
+        await asyncio.sleep(timeout)
+        if self.waiting:
+            return {"msg_id": "reply"}
+        raise Empty
+
+
+def test_a_missed_wakeup_costs_one_slice_and_is_counted(monkeypatch):
+    monkeypatch.setattr(execute, "SLICE_S", 0.05)
+    missed = []
+    started = time.monotonic()
+    message = asyncio.run(execute._SlicedChannel(_LateChannel(waiting=True), "shell", missed).get_msg(timeout=600))
+    assert message == {"msg_id": "reply"} and time.monotonic() - started < 1
+    assert missed == ["shell"]
+
+
+def test_no_message_waits_the_whole_timeout_in_slices(monkeypatch):
+    monkeypatch.setattr(execute, "SLICE_S", 0.05)
+    late, missed = _LateChannel(waiting=False), []
+    with pytest.raises(Empty):
+        asyncio.run(execute._SlicedChannel(late, "iopub", missed).get_msg(timeout=0.3))
+    assert len(late.timeouts) >= 5 and max(late.timeouts) <= 0.05 and not missed
+
+
+def test_executes_a_notebook_in_its_folder_with_the_given_environment(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import os; print(os.getcwd(), os.environ['MVF_CACHE'])"),
+        nbformat.v4.new_code_cell("6 * 7"),
+    ])
+    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    page = tmp_path / "page.ipynb"
+    nbformat.write(nb, page)
+    executed, timing = execute.execute_notebook(page, env={"MVF_CACHE": "/elsewhere"})
+    assert executed.cells[0].outputs[0].text.split() == [str(tmp_path), "/elsewhere"]
+    assert executed.cells[1].outputs[0].data["text/plain"] == "42"
+    assert timing["seconds"] > 0 and timing["missed_wakeups"] >= 0
+
+
+def test_a_failing_cell_names_its_error(tmp_path):
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("raise ValueError('no such layer')")])
+    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "bad.ipynb")
+    with pytest.raises(CellExecutionError, match="no such layer"):
+        execute.execute_notebook(tmp_path / "bad.ipynb")

