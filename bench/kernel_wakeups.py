@@ -1,8 +1,8 @@
 """Missed kernel wake-ups: plain nbclient against mvf.execute's guarded client, on the same notebook, in the same run.
 
-    python bench/kernel_wakeups.py [--cells 300] [--timeout 20]
+    python bench/kernel_wakeups.py [--cells 60] [--seconds 2] [--timeout 20]
 
-A notebook of short cells (a little torch work and a print each) is executed
+A notebook of cells that each keep torch busy for ``--seconds`` and print is executed
 by plain ``nbclient`` and by ``mvf.execute.GuardedClient``. For every cell the
 delay between the kernel's reply (its header's timestamp) and the moment the
 client has finished with the cell is measured. A delay near the cell timeout
@@ -22,7 +22,11 @@ from nbclient import NotebookClient
 
 from mvf.execute import GuardedClient
 
-CELL = "import torch\nx = torch.randn(256, 256)\nfor _ in range(20):\n    x = torch.tanh(x @ x.T / 16)\nprint(float(x.sum()))"
+CELL = """import time, torch
+x, end = torch.randn(256, 256), time.monotonic() + {seconds}
+while time.monotonic() < end:
+    x = torch.tanh(x @ x.T / 16)
+print(float(x.sum()))"""
 
 
 def run(client_class, nb: nbformat.NotebookNode, folder: str, timeout: int) -> tuple[list[float], float]:
@@ -43,10 +47,11 @@ def run(client_class, nb: nbformat.NotebookNode, folder: str, timeout: int) -> t
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cells", type=int, default=300)
+    parser.add_argument("--cells", type=int, default=60)
+    parser.add_argument("--seconds", type=float, default=2.0, help="how long each cell works")
     parser.add_argument("--timeout", type=int, default=20, help="cell timeout of both clients, seconds")
     args = parser.parse_args()
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(CELL) for _ in range(args.cells)])
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(CELL.format(seconds=args.seconds)) for _ in range(args.cells)])
     nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
     with tempfile.TemporaryDirectory() as folder:
         results = {name: run(cls, nbformat.from_dict(nb), folder, args.timeout)

@@ -15,19 +15,25 @@ def model():
     return models.load_model("smollm2-135m", device="cpu")
 
 
+def pytest_collection_modifyitems(items):
+    """The chapters' tests first: their execution fills the session's ``MVF_CACHE`` from empty (``make test``)."""
+    items.sort(key=lambda item: item.path.name != "test_chapters.py")
+
+
 @pytest.fixture(scope="session")
-def executed_chapters(tmp_path_factory):
-    """Every chapter executed once, on an empty ``MVF_CACHE`` of its own, as a new user's first run does it.
+def executed_chapters():
+    """Every chapter executed once, on the session's ``MVF_CACHE`` (``make test`` empties it first, as a new user has it).
 
     The executed notebooks land in ``_build/executed/`` and in Jupyter Book's
     cache, so the rendered-book test renders them without executing again.
-    Returns ``{"timings": ..., "cache": the cache folder they filled}``; with
-    ``MVF_REUSE_EXECUTED=1`` (``make test WARM=1``) chapters that Jupyter Book's
-    cache already holds are not executed again, and ``cache`` is None.
+    Returns ``{"timings", "cache": the cache folder, "cold": whether it was empty}``;
+    with ``MVF_REUSE_EXECUTED=1`` (``make test WARM=1``) chapters that Jupyter
+    Book's cache already holds are not executed again.
     """
     from mvf import execute
+    from mvf.cache import CACHE_DIR
 
-    if os.environ.get("MVF_REUSE_EXECUTED"):
-        return {"timings": execute.execute_book(), "cache": None}
-    cache = tmp_path_factory.mktemp("mvf-cache-for-chapters")
-    return {"timings": execute.execute_book(force=True, env={"MVF_CACHE": str(cache)}), "cache": cache}
+    cold = not CACHE_DIR.exists() or not any(CACHE_DIR.iterdir())
+    env = {"MVF_CACHE": str(CACHE_DIR)}
+    timings = execute.execute_book(force=not os.environ.get("MVF_REUSE_EXECUTED"), env=env)
+    return {"timings": timings, "cache": CACHE_DIR, "cold": cold}

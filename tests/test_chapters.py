@@ -48,13 +48,13 @@ def test_widgets_come_only_from_the_explorers(executed_chapters, page):
 def test_a_warm_cache_shows_what_a_cold_one_showed(executed_chapters, tmp_path):
     """The circles chapter is the first to load the model: on an empty cache it converts the GGUF."""
     page = next(p for p in PAGES if p.stem == "circles")
-    cache = executed_chapters["cache"]
-    if cache is None:  # the chapters were reused: make the cold execution here
-        cache = tmp_path / "cache"
-        cold, _ = execute.execute_notebook(page, env={"MVF_CACHE": str(cache)})
-    else:
+    if executed_chapters["cold"]:
+        env = execute.threads_env() | {"MVF_CACHE": str(executed_chapters["cache"])}
         cold = _executed(page.stem)
-    warm, _ = execute.execute_notebook(page, env={"MVF_CACHE": str(cache)})
+    else:  # the session's cache was warm (pytest run by hand, make test WARM=1): make a cold execution here
+        env = execute.threads_env() | {"MVF_CACHE": str(tmp_path / "cache")}
+        cold = execute.execute_notebook(page, env=env)[0]
+    warm, _ = execute.execute_notebook(page, env=env)
     rules = regression.sanitizers()
     for index, (before, after) in enumerate(zip(cold.cells, warm.cells)):
         text = [regression.sanitize(regression.cell_text(cell), rules) for cell in (before, after)]

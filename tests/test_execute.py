@@ -1,6 +1,7 @@
 """The guarded notebook client: a missed socket wake-up costs one slice, not the cell timeout."""
 
 import asyncio
+import datetime
 import time
 from queue import Empty
 
@@ -11,32 +12,42 @@ from mvf import execute
 
 
 class _LateChannel:
-    """A channel whose poll is never woken: a waiting message is found only when the timeout runs out."""
+    """A channel whose poll is never woken: a message sent at ``sent`` is found only when a wait times out."""
 
-    def __init__(self, waiting: bool):
-        self.waiting = waiting
+    def __init__(self, sent: datetime.datetime | None):
+        self.sent = sent
         self.timeouts = []
 
     async def get_msg(self, timeout=None):
         self.timeouts.append(timeout)
         await asyncio.sleep(timeout)
-        if self.waiting:
-            return {"msg_id": "reply"}
+        if self.sent:
+            return {"msg_id": "reply", "header": {"date": self.sent}}
         raise Empty
 
 
 def test_a_missed_wakeup_costs_one_slice_and_is_counted(monkeypatch):
     monkeypatch.setattr(execute, "SLICE_S", 0.05)
+    monkeypatch.setattr(execute, "LATE", datetime.timedelta(seconds=0.02))
     missed = []
     started = time.monotonic()
-    message = asyncio.run(execute._SlicedChannel(_LateChannel(waiting=True), "shell", missed).get_msg(timeout=600))
-    assert message == {"msg_id": "reply"} and time.monotonic() - started < 1
+    sent = datetime.datetime.now(datetime.timezone.utc)
+    message = asyncio.run(execute._SlicedChannel(_LateChannel(sent), "shell", missed).get_msg(timeout=600))
+    assert message["msg_id"] == "reply" and time.monotonic() - started < 1
     assert missed == ["shell"]
+
+
+def test_a_message_delivered_on_time_is_not_counted(monkeypatch):
+    monkeypatch.setattr(execute, "SLICE_S", 0.05)
+    missed = []
+    in_the_future = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=1)
+    asyncio.run(execute._SlicedChannel(_LateChannel(in_the_future), "shell", missed).get_msg(timeout=600))
+    assert missed == []
 
 
 def test_no_message_waits_the_whole_timeout_in_slices(monkeypatch):
     monkeypatch.setattr(execute, "SLICE_S", 0.05)
-    late, missed = _LateChannel(waiting=False), []
+    late, missed = _LateChannel(sent=None), []
     with pytest.raises(Empty):
         asyncio.run(execute._SlicedChannel(late, "iopub", missed).get_msg(timeout=0.3))
     assert len(late.timeouts) >= 5 and max(late.timeouts) <= 0.05 and not missed
