@@ -9,9 +9,9 @@ what the "idle kernel" stall of the book build looked like: the circles
 chapter waited 600 s (``execute: timeout``), then went on as if nothing had
 happened, for a reply the idle kernel had sent long before. Here every wait is
 cut into slices of ``SLICE_S`` seconds, so a missed wake-up costs at most one
-slice; a message received more than ``LATE_S`` after the kernel sent it (its
-header's date) is counted as rescued, and the counts are in the chapter's
-timings.
+slice; a message that the kernel sent (its header's date) while the client was
+polling, and that was received more than ``LATE_S`` later, is counted as a
+rescued wake-up, and the counts are in the chapter's timings.
 
 Executed chapters are written to ``_build/executed/`` and stored in Jupyter
 Book's execution cache (``_build/.jupyter_cache``), so ``jupyter-book build``
@@ -69,12 +69,17 @@ class _SlicedChannel:
             remaining = SLICE_S if deadline is None else min(SLICE_S, deadline - time.monotonic())
             if remaining <= 0:
                 raise Empty
+            polling_since = datetime.datetime.now(datetime.timezone.utc)
             try:
                 msg = await self._channel.get_msg(timeout=remaining)
             except Empty:
                 continue
+            # Sent while we were polling, yet received much later: the poll was not woken by its arrival. (A message
+            # that was already waiting when the poll began was late because this loop was busy, e.g. with a large
+            # output: not counted.)
             sent = msg.get("header", {}).get("date")
-            if isinstance(sent, datetime.datetime) and datetime.datetime.now(sent.tzinfo) - sent > LATE:
+            now = datetime.datetime.now(datetime.timezone.utc)
+            if isinstance(sent, datetime.datetime) and sent > polling_since and now - sent > LATE:
                 self._missed.append(self._name)
             return msg
 

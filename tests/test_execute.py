@@ -31,17 +31,19 @@ def test_a_missed_wakeup_costs_one_slice_and_is_counted(monkeypatch):
     monkeypatch.setattr(execute, "LATE", datetime.timedelta(seconds=0.02))
     missed = []
     started = time.monotonic()
-    sent = datetime.datetime.now(datetime.timezone.utc)
+    sent = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=0.01)  # sent during the poll
     message = asyncio.run(execute._SlicedChannel(_LateChannel(sent), "shell", missed).get_msg(timeout=600))
     assert message["msg_id"] == "reply" and time.monotonic() - started < 1
     assert missed == ["shell"]
 
 
-def test_a_message_delivered_on_time_is_not_counted(monkeypatch):
+def test_a_message_delivered_on_time_or_waiting_before_the_poll_is_not_counted(monkeypatch):
     monkeypatch.setattr(execute, "SLICE_S", 0.05)
+    monkeypatch.setattr(execute, "LATE", datetime.timedelta(seconds=0.02))
     missed = []
-    in_the_future = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=1)
-    asyncio.run(execute._SlicedChannel(_LateChannel(in_the_future), "shell", missed).get_msg(timeout=600))
+    now = datetime.datetime.now(datetime.timezone.utc)
+    for sent in (now + datetime.timedelta(seconds=1), now - datetime.timedelta(seconds=5)):
+        asyncio.run(execute._SlicedChannel(_LateChannel(sent), "shell", missed).get_msg(timeout=600))
     assert missed == []
 
 
