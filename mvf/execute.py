@@ -45,7 +45,7 @@ LATE_S = 1.0
 LATE = datetime.timedelta(seconds=LATE_S)
 CELL_TIMEOUT_S = 600
 # Chapters executed at once. Two single-threaded kernels finish the book sooner on 2 cores than one kernel with two
-# threads: a chapter spends about a fifth of its time in single-threaded imports and plotting.
+# threads (cold, every chapter: 5 min 28 s against 7 min 14 s): imports, tokenising and plotting use one core.
 JOBS = 2
 # The chapters that take minutes (cold, 2 cores: interventions 158 s, circles 155 s, discovery 143 s; the others
 # under 35 s) start first, so that the two kernels finish together.
