@@ -10,8 +10,9 @@ chapter waited 600 s (``execute: timeout``), then went on as if nothing had
 happened, for a reply the idle kernel had sent long before. Here every wait is
 cut into slices of ``SLICE_S`` seconds, so a missed wake-up costs at most one
 slice; a message that the kernel sent (its header's date) while the client was
-polling, and that was received more than ``LATE_S`` later, is counted as a
-rescued wake-up, and the counts are in the chapter's timings.
+polling, and that was received more than ``LATE_S`` later, is counted as late
+(a missed wake-up, or a client loop busy with a large output: the timestamps
+cannot tell them apart), and the counts are in the chapter's timings.
 
 Executed chapters are written to ``_build/executed/`` and stored in Jupyter
 Book's execution cache (``_build/.jupyter_cache``), so ``jupyter-book build``
@@ -55,10 +56,10 @@ SLOW_FIRST = ("interventions", "circles", "discovery")
 class _SlicedChannel:
     """A kernel channel whose ``get_msg`` waits in slices, so that a missed socket wake-up costs one slice."""
 
-    def __init__(self, channel: Any, name: str, missed: list[str]):
+    def __init__(self, channel: Any, name: str, late: list[str]):
         self._channel = channel
         self._name = name
-        self._missed = missed
+        self._late = late
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._channel, name)
@@ -74,27 +75,26 @@ class _SlicedChannel:
                 msg = await self._channel.get_msg(timeout=remaining)
             except Empty:
                 continue
-            # Sent while we were polling, yet received much later: the poll was not woken by its arrival. (A message
-            # that was already waiting when the poll began was late because this loop was busy, e.g. with a large
-            # output: not counted.)
+            # Sent while we were polling, yet received much later: the poll missed its arrival, or this loop was busy
+            # (a large output). A message already waiting when the poll began is not counted.
             sent = msg.get("header", {}).get("date")
             now = datetime.datetime.now(datetime.timezone.utc)
             if isinstance(sent, datetime.datetime) and sent > polling_since and now - sent > LATE:
-                self._missed.append(self._name)
+                self._late.append(self._name)
             return msg
 
 
 class GuardedClient(NotebookClient):
-    """``nbclient.NotebookClient`` whose shell and IOPub waits are sliced; ``missed_wakeups`` counts the rescues."""
+    """``nbclient.NotebookClient`` whose shell and IOPub waits are sliced; ``late_messages`` lists their channels."""
 
     def __init__(self, nb: nbformat.NotebookNode, **kwargs: Any):
         super().__init__(nb, **kwargs)
-        self.missed_wakeups: list[str] = []  # the channel of each rescued message
+        self.late_messages: list[str] = []  # the channel of each late message
 
     async def async_start_new_kernel_client(self) -> Any:
         client = await super().async_start_new_kernel_client()
-        client._shell_channel = _SlicedChannel(client.shell_channel, "shell", self.missed_wakeups)
-        client._iopub_channel = _SlicedChannel(client.iopub_channel, "iopub", self.missed_wakeups)
+        client._shell_channel = _SlicedChannel(client.shell_channel, "shell", self.late_messages)
+        client._iopub_channel = _SlicedChannel(client.iopub_channel, "iopub", self.late_messages)
         return client
 
 
@@ -103,7 +103,7 @@ def execute_notebook(path: Path, env: dict[str, str] | None = None) -> tuple[nbf
 
     ``env`` replaces the kernel's environment variables of the same names
     (``MVF_CACHE``, say). Returns the executed notebook and
-    ``{"seconds", "missed_wakeups", "missed_on"}`` (rescued messages, and their channels). A cell that raises raises
+    ``{"seconds", "late_messages", "late_on"}`` (late kernel messages, and their channels). A cell that raises raises
     ``nbclient.exceptions.CellExecutionError`` naming the chapter and cell.
     """
     nb = nbformat.read(path, as_version=4)
@@ -111,9 +111,9 @@ def execute_notebook(path: Path, env: dict[str, str] | None = None) -> tuple[nbf
                            resources={"metadata": {"path": str(path.parent)}})
     started = time.monotonic()
     client.execute(env={**os.environ, **(env or {})})
-    missed = client.missed_wakeups
-    return nb, {"seconds": round(time.monotonic() - started, 1), "missed_wakeups": len(missed),
-                "missed_on": {channel: missed.count(channel) for channel in sorted(set(missed))}}
+    late = client.late_messages
+    return nb, {"seconds": round(time.monotonic() - started, 1), "late_messages": len(late),
+                "late_on": {channel: late.count(channel) for channel in sorted(set(late))}}
 
 
 def _hashable(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -174,7 +174,7 @@ def execute_book(
     machine. The last page (the results page, which reads what the others
     recorded) runs after them, and whenever any of them ran. Writes ``out/<chapter>.ipynb`` atomically,
     primes the Jupyter Book cache, and records each chapter's seconds and
-    rescued wake-ups in ``out/timings.json``. Returns those timings.
+    late kernel messages in ``out/timings.json``. Returns those timings.
     """
     out.mkdir(parents=True, exist_ok=True)
     timings_path = out / "timings.json"
@@ -191,7 +191,7 @@ def execute_book(
         write_atomically(out / page.name, lambda stream: stream.write(nbformat.writes(executed).encode()))
         prime_jupyter_book(page, executed)
         timings[page.stem] = timing
-        print(f"{page.stem}: {timing['seconds']} s, rescued kernel wake-ups: {timing['missed_on'] or 'none'}", flush=True)
+        print(f"{page.stem}: {timing['seconds']} s, late kernel messages: {timing['late_on'] or 'none'}", flush=True)
         write_atomically(timings_path, lambda stream: stream.write(json.dumps(timings, indent=1).encode()))
 
     last = [pages[-1]] if pages[-1] in todo else []
