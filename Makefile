@@ -16,8 +16,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: book test notebooks outputs bench chromium
 
 # pip byte-compiles every installed module, one at a time: 2 min 51 s of the install against 1 min 26 s without
-# (warm pip cache, 2 cores). compileall on both cores, skipping transformers' ~3000 model files that are never
-# imported (and torch's one Python 3.12-only file), takes 53 s. The .pyc files matter where
+# (warm pip cache, 2 cores). compileall on both cores, skipping transformers' ~3000 model files (the chapters import
+# a handful, compiled on import) and torch's one Python 3.12-only file, takes 53 s. The .pyc files matter where
 # PYTHONDONTWRITEBYTECODE is set (as on our CI machine): without them every chapter's kernel compiles torch and
 # transformers from source again.
 SITE_PACKAGES = $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')

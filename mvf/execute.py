@@ -41,7 +41,8 @@ from mvf.cache import write_atomically
 ROOT = Path(__file__).resolve().parent.parent
 EXECUTED = ROOT / "_build" / "executed"
 JUPYTER_CACHE = ROOT / "_build" / ".jupyter_cache"
-SLICE_S = 5.0
+# Shorter than nbclient's iopub_timeout (4 s), its wait for a cell's last outputs after the reply.
+SLICE_S = 1.0
 LATE_S = 1.0
 LATE = datetime.timedelta(seconds=LATE_S)
 CELL_TIMEOUT_S = 600
@@ -67,13 +68,13 @@ class _SlicedChannel:
     async def get_msg(self, timeout: float | None = None) -> dict:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            remaining = SLICE_S if deadline is None else min(SLICE_S, deadline - time.monotonic())
-            if remaining <= 0:
-                raise Empty
+            remaining = SLICE_S if deadline is None else max(0.0, min(SLICE_S, deadline - time.monotonic()))
             polling_since = datetime.datetime.now(datetime.timezone.utc)
             try:
                 msg = await self._channel.get_msg(timeout=remaining)
             except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
                 continue
             # Sent while we were polling, yet received much later: the poll missed its arrival, or this loop was busy
             # (a large output). A message already waiting when the poll began is not counted.
@@ -171,8 +172,9 @@ def execute_book(
 
     ``jobs`` kernels run at a time, each with an equal share of the CPU cores
     as its thread count (``OMP_NUM_THREADS``), so they do not oversubscribe the
-    machine. The last page (the results page, which reads what the others
-    recorded) runs after them, and whenever any of them ran. Writes ``out/<chapter>.ipynb`` atomically,
+    machine. The results page (the table of contents' last, which reads what
+    the others recorded) runs after them, and whenever any of them ran. A
+    failing chapter raises once the chapter running beside it has finished. Writes ``out/<chapter>.ipynb`` atomically,
     primes the Jupyter Book cache, and records each chapter's seconds and
     late kernel messages in ``out/timings.json``. Returns those timings.
     """
@@ -180,9 +182,10 @@ def execute_book(
     timings_path = out / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
     pages = pages or chapters()
+    results_page = chapters()[-1]
     todo = [page for page in pages if force or not (is_primed(page) and (out / page.name).exists())]
-    if todo and pages[-1] not in todo:
-        todo.append(pages[-1])
+    if todo and results_page in pages and results_page not in todo:
+        todo.append(results_page)
     for page in sorted(set(pages) - set(todo)):
         print(f"{page.stem}: unchanged since its last execution", flush=True)
     kernel_env = threads_env(jobs) | (env or {})
@@ -194,13 +197,17 @@ def execute_book(
         print(f"{page.stem}: {timing['seconds']} s, late kernel messages: {timing['late_on'] or 'none'}", flush=True)
         write_atomically(timings_path, lambda stream: stream.write(json.dumps(timings, indent=1).encode()))
 
-    last = [pages[-1]] if pages[-1] in todo else []
+    last = [page for page in todo if page == results_page]
     first = sorted((page for page in todo if page not in last),
                    key=lambda page: SLOW_FIRST.index(page.stem) if page.stem in SLOW_FIRST else len(SLOW_FIRST))
     with ThreadPoolExecutor(jobs) as pool:
         running = {pool.submit(execute_notebook, page, kernel_env): page for page in first}
-        for future in as_completed(running):
-            finished(running[future], *future.result())
+        try:
+            for future in as_completed(running):
+                finished(running[future], *future.result())
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # a failed chapter stops the build; the one still running finishes
+            raise
     for page in last:
         finished(page, *execute_notebook(page, kernel_env))
     return timings

@@ -4,8 +4,8 @@ A cell tagged ``nbval-check-output`` (nbval's tag for the same purpose) keeps
 its text output in the committed ``book/*.ipynb``. nbval itself would execute
 every chapter a second time, so the comparison is made here, on the one
 execution that the book also renders (``mvf.execute``). After an execution, each
-tagged cell's text (standard output and ``text/plain`` results; figures and
-standard error are not compared) is sanitised with the regular expressions of
+tagged cell's text (standard output and ``text/plain`` results; images, HTML
+and standard error are not compared) is sanitised with the regular expressions of
 ``book/sanitize.cfg`` (nbval's format) and compared with the stored text, a
 decimal number being allowed one unit of its last printed digit (round-off);
 a difference is reported as a unified diff of old and new numbers.

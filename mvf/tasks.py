@@ -85,7 +85,7 @@ def task(name: str) -> list[Problem]:
     return TASKS[name]()
 
 
-def positions(tokenizer, problem: Problem, bos: bool = False) -> dict[str, int]:
+def positions(tokenizer, problem: Problem, bos: bool) -> dict[str, int]:
     """Token positions in the prompt as the model sees it (after BOS when ``bos``):
 
     ``operand`` (last token of the start name) and ``final`` (last token).

@@ -46,7 +46,7 @@ def test_widgets_come_only_from_the_explorers(executed_chapters, page):
 
 
 def test_a_warm_cache_shows_what_a_cold_one_showed(executed_chapters, tmp_path):
-    """The circles chapter is the first to load the model: on an empty cache it converts the GGUF."""
+    """The circles chapter, cold: its activations computed, the GGUF converted by it or by the chapter beside it."""
     page = next(p for p in PAGES if p.stem == "circles")
     if executed_chapters["cold"]:
         env = execute.threads_env() | {"MVF_CACHE": str(executed_chapters["cache"])}

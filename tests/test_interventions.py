@@ -12,7 +12,7 @@ HOOK = "blocks.4.hook_resid_post"
 @pytest.fixture(scope="module")
 def setup(model):
     problems = tasks.task("weekday-successor")
-    positions = np.array([tasks.positions(model.tokenizer, p)["operand"] for p in problems])
+    positions = np.array([tasks.positions(model.tokenizer, p, bos=False)["operand"] for p in problems])
     clean = activations.collect_at_positions(model, [p.prompt for p in problems], positions, [HOOK])[HOOK].numpy()
     clean = clean.astype(np.float64)
     starts = np.array([p.start for p in problems])

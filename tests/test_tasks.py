@@ -33,7 +33,7 @@ def test_positions_come_from_the_tokenisation(model, which):
     tokenizer = model.tokenizer if which == "smollm2" else _word_level_tokenizer()
     for problem in tasks.weekdays()[::7] + tasks.months()[::13] + tasks.task("month-successor")[::5]:
         ids = tokenizer(problem.prompt, add_special_tokens=False)["input_ids"]
-        found = tasks.positions(tokenizer, problem)
+        found = tasks.positions(tokenizer, problem, bos=False)
         piece = tokenizer.decode([ids[found["operand"]]]).strip()
         assert piece and problem.names[problem.start].endswith(piece)
         assert found["final"] == len(ids) - 1

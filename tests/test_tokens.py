@@ -35,8 +35,8 @@ def test_positions_index_the_model_input_with_and_without_bos(tokenizer, name, b
         assert (ids[0] == tokenizer.bos_token_id) == bos
         found = tasks.positions(tokenizer, problem, bos)
         assert found["final"] == len(ids) - 1
-        start = problem.names[problem.start]
-        assert start.endswith(_piece(tokenizer, ids[found["operand"]])), (problem.prompt, found)
+        piece = _piece(tokenizer, ids[found["operand"]])
+        assert piece and problem.names[problem.start].endswith(piece), (problem.prompt, found)
 
 
 def test_the_metaspace_normaliser_breaks_the_old_first_token_of_a_spaced_name(tmp_path):
