@@ -139,3 +139,24 @@ def test_weights_fingerprint_follows_the_weights():
     with torch.no_grad():
         layer.weight[0, 0] += 1.0
     assert activations.weights_fingerprint(layer) != before
+
+
+def test_with_bos_the_model_input_starts_with_it_and_positions_shift(model):
+    """A profile with ``bos`` (Mistral, Llama, …): forward passes see BOS first, and positions count it."""
+    from mvf import tasks
+
+    problem = tasks.task("weekday-successor")[4]
+    plain = tasks.positions(model.tokenizer, problem, bos=False)
+    model.cfg.default_prepend_bos = True
+    try:
+        with_bos = tasks.positions(model.tokenizer, problem, bos=True)
+        ids, lengths = activations.pad_prompts(model, [problem.prompt])
+        out = activations.collect_at_positions(model, [problem.prompt], [with_bos["operand"]], [HOOK])
+    finally:
+        model.cfg.default_prepend_bos = False
+    assert ids[0, 0].item() == model.tokenizer.bos_token_id and lengths == [plain["final"] + 2]
+    assert with_bos == {"operand": plain["operand"] + 1, "final": plain["final"] + 1}
+    _, cache = model.run_with_cache(ids, names_filter=[HOOK])
+    torch.testing.assert_close(out[HOOK][0], cache[HOOK][0, with_bos["operand"]], atol=1e-4, rtol=1e-4)
+    rows = activations.tokenize_corpus(model.tokenizer, TEXTS, 32, bos=True)
+    assert (rows[:, 0] == model.tokenizer.bos_token_id).all() and rows.shape[1] == 32
