@@ -181,8 +181,9 @@ def execute_book(
     out.mkdir(parents=True, exist_ok=True)
     timings_path = out / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
-    pages = pages or chapters()
-    results_page = chapters()[-1]
+    book = chapters()
+    pages = pages or book
+    results_page = book[-1]
     todo = [page for page in pages if force or not (is_primed(page) and (out / page.name).exists())]
     if todo and results_page in pages and results_page not in todo:
         todo.append(results_page)

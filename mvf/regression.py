@@ -51,13 +51,25 @@ def cell_text(cell: nbformat.NotebookNode) -> str:
     """What a reader reads in a cell's output: standard output, ``text/plain`` results and error names, in order."""
     parts = []
     for output in cell.get("outputs", []):
-        if output.output_type == "stream" and output.name == "stdout":
-            parts.append(output.text)
-        elif output.output_type in ("execute_result", "display_data") and "text/plain" in output.data:
-            parts.append(output.data["text/plain"] + "\n")
-        elif output.output_type == "error":
+        if output.output_type == "error":
             parts.append(f"{output.ename}: {output.evalue}\n")
+        elif (text := _shown_text(output)) is not None:
+            parts.append(text if output.output_type == "stream" else text + "\n")
     return "".join(parts)
+
+
+def _shown_text(output: nbformat.NotebookNode) -> str | None:
+    """An output's standard output or ``text/plain``; None for what is not compared (images, HTML, stderr)."""
+    if output.output_type == "stream" and output.name == "stdout":
+        return output.text
+    if output.output_type in ("execute_result", "display_data") and "text/plain" in output.data:
+        return output.data["text/plain"]
+    return None
+
+
+def _check_same_page(stored: nbformat.NotebookNode, executed: nbformat.NotebookNode, name: str) -> None:
+    if [c.source for c in stored.cells] != [c.source for c in executed.cells]:
+        raise ValueError(f"{name}: the executed notebook is not an execution of this page (cells differ); execute it again")
 
 
 def tagged(nb: nbformat.NotebookNode) -> list[int]:
@@ -89,8 +101,7 @@ def same_text(old: list[str], new: list[str]) -> bool:
 def differences(stored: nbformat.NotebookNode, executed: nbformat.NotebookNode, name: str) -> list[str]:
     """Unified diffs (stored → executed) of the sanitised text of every tagged cell that changed (:func:`same_text`)."""
     rules = sanitizers()
-    if [c.source for c in stored.cells] != [c.source for c in executed.cells]:
-        raise ValueError(f"{name}: the executed notebook is not an execution of the stored page (cells differ)")
+    _check_same_page(stored, executed, name)
     diffs = []
     for index in tagged(stored):
         old = sanitize(cell_text(stored.cells[index]), rules).splitlines()
@@ -104,18 +115,19 @@ def differences(stored: nbformat.NotebookNode, executed: nbformat.NotebookNode, 
 def _text_only(cell: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
     outputs = []
     for output in cell.outputs:
-        if output.output_type == "stream" and output.name == "stdout":
-            outputs.append(nbformat.v4.new_output("stream", name="stdout", text=output.text))
-        elif output.output_type in ("execute_result", "display_data") and "text/plain" in output.data:
-            outputs.append(nbformat.v4.new_output("display_data", data={"text/plain": output.data["text/plain"]}))
+        if (text := _shown_text(output)) is None:
+            continue
+        if output.output_type == "stream":
+            outputs.append(nbformat.v4.new_output("stream", name="stdout", text=text))
+        else:
+            outputs.append(nbformat.v4.new_output("display_data", data={"text/plain": text}))
     return outputs
 
 
 def store(page: Path, executed: nbformat.NotebookNode) -> int:
     """Write the text outputs of ``executed``'s tagged cells into the page; returns how many cells were stored."""
     nb = nbformat.read(page, as_version=4)
-    if [c.source for c in nb.cells] != [c.source for c in executed.cells]:
-        raise ValueError(f"{page.name}: the executed notebook is not an execution of this page; execute it again")
+    _check_same_page(nb, executed, page.name)
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
