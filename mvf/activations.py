@@ -83,7 +83,8 @@ def collect_at_positions(
     if len(positions) != len(prompts):
         raise ValueError(f"got {len(prompts)} prompts but {len(positions)} positions; pass one position per prompt.")
     hooks = list(hooks)
-    deepest = max(check_hook(model, hook) for hook in hooks)
+    for hook in hooks:
+        check_hook(model, hook)
     tokens, lengths = pad_prompts(model, prompts)
     positions = [int(p) for p in positions]
     if any(not 0 <= p < n for p, n in zip(positions, lengths)):
@@ -101,7 +102,7 @@ def collect_at_positions(
         shard = cache.load(index, shape) if cache else None
         if shard is None:
             shard = forward_at_positions(model, tokens[torch.from_numpy(rows), : max(lengths[i] for i in rows)],
-                                         [positions[i] for i in rows], hooks, deepest)  # fmt: skip
+                                         [positions[i] for i in rows], hooks)  # fmt: skip
             if cache:
                 cache.save(index, shard)
         shards.append(shard)
@@ -109,13 +110,52 @@ def collect_at_positions(
     return {hook: torch.from_numpy(np.ascontiguousarray(stacked[:, i])) for i, hook in enumerate(hooks)}
 
 
-def forward_at_positions(model, batch: torch.Tensor, positions: list[int], hooks: list[str], deepest: int) -> np.ndarray:
-    """One batch ``(b, width)`` through the model: activations at ``positions`` ``(b, n_hooks, d_model)`` float32."""
-    index = torch.tensor(positions, device=batch.device)
+class _Collected(Exception):
+    """Raised by the last hook that is read: the rest of the forward pass is not needed."""
+
+
+def forward_at_positions(model, batch: torch.Tensor, positions: list[int], hooks: list[str]) -> np.ndarray:
+    """One batch ``(b, width)`` through the model: activations at ``positions`` ``(b, n_hooks, d_model)`` float32.
+
+    The pass stops once every hook has been read. ``stop_at_layer`` cannot
+    stop after the last block, and there the final norm and the unembedding
+    cost more than a small model's blocks (a 128 256-token vocabulary).
+    """
+    rows, index = torch.arange(len(batch), device=batch.device), torch.tensor(positions, device=batch.device)
+    # Hook points by identity: the bridge knows them under aliases (hook_resid_post is a block's hook_out), and one
+    # filter resolves its alias table once where a list of names would resolve it once per name.
+    points = model.hook_dict
+    wanted = {id(points[hook]) for hook in hooks}
+    picked: dict[int, torch.Tensor] = {}
+
+    def read(activation: torch.Tensor, hook) -> None:
+        picked[id(hook)] = activation[rows, index].float().cpu()
+        if len(picked) == len(wanted):
+            raise _Collected
+
     with torch.no_grad():
-        _, cache = model.run_with_cache(batch, names_filter=hooks, stop_at_layer=deepest + 1)
-    picked = [cache[hook][torch.arange(len(batch)), index].float().cpu() for hook in hooks]
-    return torch.stack(picked, dim=1).numpy()
+        try:
+            model.run_with_hooks(batch, fwd_hooks=[(lambda name: id(points[name]) in wanted, read)])
+        except _Collected:
+            pass
+    return torch.stack([picked[id(points[hook])] for hook in hooks], dim=1).numpy()
+
+
+def logits_at_positions(model, batch: torch.Tensor, positions: torch.Tensor, fwd_hooks: Sequence = ()) -> torch.Tensor:
+    """Next-token logits at ``positions[i]`` of row ``i`` of ``batch`` ``(b, width)``: ``(b, d_vocab)`` float32 on the CPU.
+
+    ``fwd_hooks`` run as in ``run_with_hooks``. Only the chosen positions are
+    unembedded (the unembedding's input is cut to them), which is exact, and
+    for a 128 256-token vocabulary much faster than unembedding every position.
+    """
+    rows, index = torch.arange(len(batch), device=batch.device), positions.to(batch.device)
+
+    def keep_chosen(residual: torch.Tensor, hook) -> torch.Tensor:  # noqa: ARG001 - TransformerLens passes the hook point
+        return residual[rows, index][:, None]
+
+    with torch.no_grad():
+        logits = model.run_with_hooks(batch, fwd_hooks=[*fwd_hooks, ("unembed.hook_in", keep_chosen)])
+    return logits[:, 0].float().cpu()
 
 
 def pad_prompts(model, prompts: Sequence[str]) -> tuple[torch.Tensor, list[int]]:

@@ -35,6 +35,7 @@ from typing import Any
 
 import nbformat
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 from mvf.cache import write_atomically
 
@@ -99,15 +100,23 @@ class GuardedClient(NotebookClient):
         return client
 
 
-def execute_notebook(path: Path, env: dict[str, str] | None = None) -> tuple[nbformat.NotebookNode, dict]:
+def execute_notebook(
+    path: Path, env: dict[str, str] | None = None, parameters: dict[str, Any] | None = None
+) -> tuple[nbformat.NotebookNode, dict]:
     """Execute the notebook at ``path`` in a fresh kernel (working directory: its folder).
 
     ``env`` replaces the kernel's environment variables of the same names
-    (``MVF_CACHE``, say). Returns the executed notebook and
+    (``MVF_CACHE``, say). ``parameters`` (``{"MODEL": "mistral-7b"}``) are
+    injected after the cell tagged ``parameters``, as papermill does. Returns the executed notebook and
     ``{"seconds", "late_messages", "late_on"}`` (late kernel messages, and their channels). A cell that raises raises
     ``nbclient.exceptions.CellExecutionError`` naming the chapter and cell.
     """
     nb = nbformat.read(path, as_version=4)
+    if parameters:
+        from papermill.iorw import load_notebook_node
+        from papermill.parameterize import parameterize_notebook
+
+        nb = parameterize_notebook(load_notebook_node(str(path)), parameters, kernel_name="python3", language="python")
     client = GuardedClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3",
                            resources={"metadata": {"path": str(path.parent)}})
     started = time.monotonic()
@@ -212,6 +221,30 @@ def execute_book(
     for page in last:
         finished(page, *execute_notebook(page, kernel_env))
     return timings
+
+
+def execute_variants(
+    runs: list[tuple[Path, dict[str, Any]]], env: dict[str, str] | None = None, jobs: int = JOBS
+) -> list[dict[str, Any]]:
+    """Execute each ``(notebook, parameters)`` of ``runs``, ``jobs`` kernels at a time, and go on past failures.
+
+    Returns, in the order of ``runs``, ``{"page", "parameters", "notebook",
+    "timing", "error"}``: the executed notebook and its timing, or ``None`` and
+    the error text of the cell that raised.
+    """
+    kernel_env = threads_env(jobs) | (env or {})
+
+    def run(page: Path, parameters: dict[str, Any]) -> dict[str, Any]:
+        outcome = {"page": page, "parameters": parameters, "notebook": None, "timing": None, "error": None}
+        try:
+            outcome["notebook"], outcome["timing"] = execute_notebook(page, kernel_env, parameters)
+        except CellExecutionError as error:
+            outcome["error"] = str(error)
+        print(f"{page.stem} {parameters}: {outcome['timing'] or 'failed'}", flush=True)
+        return outcome
+
+    with ThreadPoolExecutor(jobs) as pool:
+        return list(pool.map(lambda pair: run(*pair), runs))
 
 
 def main() -> None:

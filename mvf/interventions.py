@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from tqdm.std import tqdm  # text bars on stderr: a notebook widget would not render in the book
 
-from mvf.activations import check_hook, pad_prompts
+from mvf.activations import check_hook, logits_at_positions, pad_prompts
 from mvf.probes import CircleProbe, circle_targets
 from mvf.tasks import Problem, candidates
 
@@ -73,6 +73,7 @@ def patched_logits(
     check_hook(model, hook)
     tokens, lengths = pad_prompts(model, prompts)
     values = torch.as_tensor(replacements, dtype=torch.float32)
+    last = torch.tensor(lengths) - 1
     out = []
     for start in range(0, len(prompts), batch_size):
         rows = torch.arange(min(batch_size, len(prompts) - start))
@@ -84,10 +85,8 @@ def patched_logits(
             activation[rows, where] = new.to(activation.device, activation.dtype)
             return activation
 
-        with torch.no_grad():
-            logits = model.run_with_hooks(tokens[start : start + batch_size], fwd_hooks=[(hook, replace)])
-        last = torch.tensor(lengths[start : start + batch_size]) - 1
-        out.append(logits[rows, last.to(logits.device)].float().cpu())
+        out.append(logits_at_positions(model, tokens[start : start + batch_size], last[start : start + batch_size],
+                                       [(hook, replace)]))  # fmt: skip
     return torch.cat(out)
 
 

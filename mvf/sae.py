@@ -71,6 +71,18 @@ PAPER_FEATURES: dict[str, dict[str, list[int]]] = {
 }  # fmt: skip
 
 
+def paper_features(chosen: "ChosenSAE") -> dict[str, list[int]]:
+    """The paper's feature ids of its circular clusters in ``chosen``'s SAE.
+
+    ``{}`` when the paper lists none for the release, or when the SAE is
+    narrower than the ids reach: then it is not the release's own (a
+    stand-in, a retrained SAE) and the ids would point at other features.
+    """
+    features = PAPER_FEATURES.get(chosen.name, {})
+    widest = max((max(ids) for ids in features.values()), default=-1)
+    return features if widest < chosen.sae.cfg.d_sae else {}
+
+
 def load_sae(release: str, sae_id: str | None = None, device: str = "cpu") -> SAE:
     """A pretrained SAE from a SAELens release (``sae_id`` defaults to the book's choice for it).
 
@@ -116,11 +128,12 @@ class ChosenSAE:
     provenance: dict | None
 
 
-def sae_for_model(model_name: str, release: str | None = None, device: str = "cpu") -> ChosenSAE:
-    """The SAE for ``model_name``: ``release`` if given, else the profile's (``ModelProfile.sae_release``).
+def sae_for_model(model_name: str, d_model: int, release: str | None = None, device: str = "cpu") -> ChosenSAE:
+    """The SAE for the loaded ``model_name``: ``release`` if given, else the profile's (``ModelProfile.sae_release``).
 
     ``ValueError`` when the release was trained on another model, when the
-    profile has no SAE, or when the SAE's width is not the model's ``d_model``.
+    profile has no SAE, or when the SAE's width is not ``d_model``, the loaded
+    model's (``model.cfg.d_model``; a local copy need not have the profile's).
     """
     p = profile(model_name)
     release = release or p.sae_release
@@ -139,8 +152,9 @@ def sae_for_model(model_name: str, release: str | None = None, device: str = "cp
                              f"set MODEL = {RELEASES[release].model!r}, or SAE_RELEASE = None for {model_name}'s own.")
         loaded = load_sae(release, device=device)
         chosen = ChosenSAE(loaded, release, RELEASES[release].hook, RELEASES[release].expected_fve, None)
-    if chosen.sae.cfg.d_in != p.d_model:
-        raise ValueError(f"{chosen.name} reads {chosen.sae.cfg.d_in}-d activations but {model_name} has d_model {p.d_model}.")
+    if chosen.sae.cfg.d_in != d_model:
+        raise ValueError(f"{chosen.name} reads {chosen.sae.cfg.d_in}-d activations but the loaded {model_name} has "
+                         f"d_model {d_model}: load the model this SAE was trained on.")
     return chosen
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from mvf import tokens
-from mvf.activations import pad_prompts
+from mvf.activations import logits_at_positions, pad_prompts
 from mvf.dates import DAYS, MONTHS
 
 NUMBER_WORDS = ("One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine", "Ten", "Eleven", "Twelve")
@@ -102,13 +102,9 @@ def candidates(tokenizer, problems: list[Problem]) -> torch.Tensor:
 def final_logits(model, problems: list[Problem], batch_size: int = 32) -> torch.Tensor:
     """Next-token logits at each prompt's last token: ``(n_problems, d_vocab)``; right-padded batches."""
     tokens, lengths = pad_prompts(model, [p.prompt for p in problems])
-    out = []
-    for start in range(0, len(problems), batch_size):
-        with torch.no_grad():
-            logits = model(tokens[start : start + batch_size])
-        last = torch.tensor(lengths[start : start + batch_size], device=logits.device) - 1
-        out.append(logits[torch.arange(len(last)), last].float().cpu())
-    return torch.cat(out)
+    last = torch.tensor(lengths) - 1
+    return torch.cat([logits_at_positions(model, tokens[start : start + batch_size], last[start : start + batch_size])
+                      for start in range(0, len(problems), batch_size)])  # fmt: skip
 
 
 def evaluate(model, problems: list[Problem], batch_size: int = 32) -> tuple[dict[str, float], pd.DataFrame]:

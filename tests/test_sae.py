@@ -1,5 +1,7 @@
 """mvf.sae: the embedded SAE, its recorded quality, and the offline errors for pretrained releases."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -84,13 +86,22 @@ def test_unknown_release_and_missing_folder():
 
 
 def test_each_profile_picks_its_own_sae_and_mismatches_are_refused():
-    chosen = sae.sae_for_model("smollm2-135m")
+    chosen = sae.sae_for_model("smollm2-135m", 576)
     assert chosen.name == sae.EMBEDDED and chosen.hook == chosen.provenance["hook"] and 0.5 < chosen.expected_fve < 1
     with pytest.raises(ValueError, match="trained on gpt2-small, not 'smollm2-135m'"):
-        sae.sae_for_model("smollm2-135m", "gpt2-small-res-jb")
+        sae.sae_for_model("smollm2-135m", 576, "gpt2-small-res-jb")
     with pytest.raises(ValueError, match="embedded SAE was trained on smollm2-135m"):
-        sae.sae_for_model("gpt2-small", sae.EMBEDDED)
+        sae.sae_for_model("gpt2-small", 768, sae.EMBEDDED)
     with pytest.raises(ValueError, match="no SAE is registered for 'llama-3-8b'"):
-        sae.sae_for_model("llama-3-8b")
+        sae.sae_for_model("llama-3-8b", 4096)
+    with pytest.raises(ValueError, match="reads 576-d activations but the loaded smollm2-135m has d_model 64"):
+        sae.sae_for_model("smollm2-135m", 64)
     assert {models.profile(name).sae_release for name in ("gpt2-small", "mistral-7b")} == {"gpt2-small-res-jb",
                                                                                           "mistral-7b-res-wg"}
+
+
+def test_the_papers_feature_ids_apply_only_to_the_release_width():
+    wide = sae.ChosenSAE(SimpleNamespace(cfg=SimpleNamespace(d_sae=24576)), "gpt2-small-res-jb", "", 0.9, None)
+    narrow = sae.ChosenSAE(SimpleNamespace(cfg=SimpleNamespace(d_sae=256)), "gpt2-small-res-jb", "", 0.9, None)
+    assert sae.paper_features(wide)["days"][0] == 2592
+    assert sae.paper_features(narrow) == {}

@@ -2,8 +2,7 @@
 
 import pytest
 
-import paper_tokenizers
-from mvf import tasks, tokens
+from mvf import paper_tokenizers, tasks, tokens
 
 
 @pytest.fixture(scope="module", params=["mistral (tokenizer.model)", "mistral (hub Metaspace normaliser)", "llama 3"])

@@ -1,0 +1,70 @@
+"""Every model chapter under every paper profile, offline: random-weight stand-ins served from a local hub cache.
+
+The stand-ins (``mvf.stand_ins``) have each profile's architecture and real
+tokenizer (13 layers at most, d_model 64), and the SAEs their release's file layout;
+the chapters load them through ``models.load_model(MODEL)`` and
+``sae.load_sae`` exactly as on Colab. Their outputs are noise, so this checks
+that every code path runs; the settings are smaller to keep it quick.
+"""
+
+import nbformat
+import pytest
+
+from mvf import execute, stand_ins
+
+PROFILES = ("gpt2-small", "mistral-7b", "llama-3-8b", "gemma-2-2b")
+QUICK = {
+    "circles": {"PER_NAME": 5},
+    "discovery": {"N_TOKENS": 4000, "N_CLUSTERS": 12},
+    "interventions": {"LAYER_STEP": 6},
+    "decompose": {"LAYER_STEP": 6},
+    "off_circle": {"N_ANGLES": 12},
+}
+SAE_WIDTH = 256  # any width serves the SAELens-format releases; Gemma Scope's is fixed by its folder name
+# Discovery cannot run for these, and must say why in the cell that finds out.
+NO_DISCOVERY = {
+    "llama-3-8b": "no SAE is registered for 'llama-3-8b'",
+    "gemma-2-2b": "reads 2304-d activations but the loaded gemma-2-2b has d_model 64",
+}
+
+
+def model_chapters() -> list[str]:
+    """The chapters whose parameters cell sets ``MODEL``."""
+    def takes_model(page) -> bool:
+        cells = nbformat.read(page, as_version=4).cells
+        return any("parameters" in cell.metadata.get("tags", []) and "MODEL =" in cell.source for cell in cells)
+
+    return [page.stem for page in execute.chapters() if takes_model(page)]
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory):
+    hub = tmp_path_factory.mktemp("hub")
+    for name in PROFILES:
+        stand_ins.serve_model(name, hub)
+    stand_ins.serve_sae("gpt2-small-res-jb", hub, d_in=64, d_sae=SAE_WIDTH)
+    stand_ins.serve_sae("mistral-7b-res-wg", hub, d_in=64, d_sae=SAE_WIDTH)
+    stand_ins.serve_sae("gemma-scope-2b-pt-res-canonical", hub, d_in=2304, d_sae=16384)
+    env = {"HF_HUB_CACHE": str(hub), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "MVF_CACHE": str(tmp_path_factory.mktemp("cache")), "MVF_RESULTS": str(tmp_path_factory.mktemp("results"))}
+    pages = {page.stem: page for page in execute.chapters()}
+    variants = [(pages[chapter], {"MODEL": name, **QUICK.get(chapter, {})})
+                for chapter in model_chapters() for name in PROFILES]
+    return {(outcome["page"].stem, outcome["parameters"]["MODEL"]): outcome
+            for outcome in execute.execute_variants(variants, env)}
+
+
+def test_the_model_chapters_are_found():
+    assert set(model_chapters()) == {"circles", "discovery", "arithmetic", "interventions", "off_circle", "decompose"}
+
+
+@pytest.mark.parametrize("name", PROFILES)
+@pytest.mark.parametrize("chapter", model_chapters())
+def test_chapter_runs_under_profile(runs, chapter, name):
+    outcome = runs[(chapter, name)]
+    if chapter == "discovery" and name in NO_DISCOVERY:
+        assert outcome["error"] is not None and NO_DISCOVERY[name] in outcome["error"]
+        return
+    assert outcome["error"] is None, outcome["error"]
+    injected = [cell for cell in outcome["notebook"].cells if "injected-parameters" in cell.metadata.get("tags", [])]
+    assert len(injected) == 1 and f'MODEL = "{name}"' in injected[0].source
