@@ -1,7 +1,7 @@
 """The paper's models at full size with random weights, on a GPU: load time, peak memory against the plan, chapter times.
 
     python bench/gpu_smoke.py [--models gpt2-small mistral-7b llama-3-8b gemma-2-2b] [--chapters circles interventions]
-                              [--size full] [--hub DIR] [--sae-width N]
+                              [--size full|tiny] [--hub DIR] [--sae-width N]
 
 For each model, ``mvf.stand_ins`` writes a random-weight stand-in with the
 real configuration and tokenizer into a local hub cache (``--hub``; bfloat16,
@@ -11,8 +11,8 @@ with ``models.load_model`` (seconds; peak GPU memory, against
 ``ModelProfile.gpu_memory_gib``, the plan ``models.describe`` prints) and
 executes each model chapter with ``MODEL`` set to it, one kernel at a time,
 printing each chapter's seconds or the error of the cell that failed. The
-outputs are noise; the timings and memory are the point. ``--size tiny``
-runs the same on a CPU with the test suite's stand-ins, to check the script.
+outputs are noise; the timings and memory are the point. On a CPU it runs
+the same with the test suite's tiny stand-ins (``--size tiny``), to check the script.
 The paper's SAE widths (24 576 for GPT-2 small, 65 536 for Mistral 7B) are
 the default ``--sae-width``; clustering 65 536 features densely does not fit
 in memory yet (issue 11), so expect discovery to fail there.
@@ -36,7 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["gpt2-small", "mistral-7b", "llama-3-8b", "gemma-2-2b"])
     parser.add_argument("--chapters", nargs="+", default=None, help="default: every chapter that takes MODEL")
-    parser.add_argument("--size", choices=["full", "tiny"], default="full")
+    parser.add_argument("--size", choices=["full", "tiny"], default=None, help="default: full on a GPU, tiny on a CPU")
     parser.add_argument("--hub", type=Path, default=None, help="hub cache folder (default: a temporary one)")
     parser.add_argument("--sae-width", type=int, default=None, help="default: the release's width (tiny: 256)")
     args = parser.parse_args()
@@ -47,6 +47,7 @@ def main() -> None:
     from mvf import execute, models, sae, stand_ins
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    args.size = args.size or ("full" if device == "cuda" else "tiny")
     if args.size == "full" and device == "cpu":
         raise SystemExit("--size full needs a GPU (random 7-8 B models take ~30 GiB of RAM in float32 on a CPU).")
     pages = {page.stem: page for page in execute.chapters()}

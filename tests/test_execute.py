@@ -83,3 +83,17 @@ def test_a_zero_timeout_still_polls_once():
     sent = datetime.datetime.now(datetime.timezone.utc)
     message = asyncio.run(execute._SlicedChannel(_LateChannel(sent), "shell", []).get_msg(timeout=0))
     assert message["msg_id"] == "reply"
+
+
+def test_variants_get_their_own_parameters_an_empty_namespace_and_their_own_errors(tmp_path):
+    page = tmp_path / "page.ipynb"
+    parameters = nbformat.v4.new_code_cell("X = 0")
+    parameters.metadata["tags"] = ["parameters"]
+    cells = [parameters, nbformat.v4.new_code_cell("assert 'LEFTOVER' not in dir()\nLEFTOVER = 1\nassert X != 2\nprint(X * 10)")]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), page)
+    outcomes = execute.execute_variants([(page, {"X": 1}), (page, {"X": 2}), (page, {"X": 3})], jobs=1)
+    assert [o["parameters"]["X"] for o in outcomes] == [1, 2, 3]
+    assert outcomes[0]["error"] is None and outcomes[2]["error"] is None
+    assert outcomes[1]["error"].startswith("AssertionError") and "assert X != 2" in outcomes[1]["error"]
+    printed = [cell.outputs[0].text for cell in outcomes[2]["notebook"].cells if cell.get("outputs")]
+    assert printed == ["30\n"] and outcomes[2]["timing"]["seconds"] >= 0
