@@ -1,12 +1,14 @@
 """Explained variance of hidden states by groups of interpretable functions of the problem (the paper's §5).
 
-Each group is a design matrix ``(n, g)`` built from the problems (a one-hot
-of the operand, the circle of the answer, …). Groups enter a ridge
-regression of the hidden states ``(n, d)`` one after another; a group's
+Each group is a design matrix ``(n, g)`` built from the problems (one-hot
+codes of the operand and shift, the circle of the answer, …). Groups enter a
+ridge regression of the hidden states ``(n, d)`` (the paper: their top-20
+principal components, :func:`top_components`) one after another; a group's
 share is the rise in R² when it enters. Groups overlap (the circle of the
 operand lies in the span of its one-hot), so the order matters:
 :func:`order_effects` reports each group's share when it comes first, last,
-in the stated order and averaged over all orders.
+in the stated order and averaged over all orders, and :func:`shuffled_shares`
+the shares that circles of shuffled calendar orders get.
 """
 
 from __future__ import annotations
@@ -31,31 +33,60 @@ def _one_hot(values: np.ndarray, n_classes: int) -> np.ndarray:
     return np.eye(n_classes)[values]
 
 
-def problem_groups(problems: list[Problem]) -> dict[str, np.ndarray]:
-    """The stated groups, in their stated order (circles first, then one-hots): name → ``(n, g)``.
+PAPER_COMPONENTS = 20  # the paper regresses the top-20 principal components of the hidden states
 
-    Groups that do not vary over the problems (the shift of a successor task,
-    the list length of an arithmetic task) are left out, and so is the circle
-    of the operand when the shift is constant: it is then a rotation of the
-    circle of the answer, spanning the same plane.
+
+def problem_groups(problems: list[Problem], order: str = "paper", relabel: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Groups of functions of the problems, in the order they enter the regression: name → ``(n, g)``.
+
+    ``order="paper"``: the one-hot codes of the operand α and the shift β
+    together (and of the list length, for a successor task), then the circle
+    of the answer γ = α + β and the circle of α − β; what a circle adds is
+    what an additive code of α and β cannot express. ``order="circles first"``
+    (ours): the circles, then the one-hot codes, which catch whatever the
+    circles missed. Groups that do not vary are left out, and so is the
+    circle of α − β when β is constant (it is then the circle of γ rotated).
+    ``relabel``: a permutation of the p values applied inside the circles, for
+    the shuffled-code baseline (``shuffled_shares``).
     """
     if not problems:
         raise ValueError("no problems: pass the problems of a task (mvf.tasks.task).")
+    if order not in ("paper", "circles first"):
+        raise ValueError(f"order must be 'paper' or 'circles first', not {order!r}.")
     period = problems[0].period
+    relabel = np.arange(period) if relabel is None else np.asarray(relabel)
     start, shift, answer, listed = (np.array([getattr(p, field) for p in problems]) for field in ("start", "shift", "answer", "listed"))
-    groups = {
-        "circle of answer": circle_targets(answer, period),
-        "circle of operand": circle_targets(start, period),
-        "circle of operand − shift": circle_targets((start - shift) % period, period),
-        "one-hot operand": _one_hot(start, period),
-        "one-hot shift": _one_hot(shift - shift.min(), shift.max() - shift.min() + 1),
-        "one-hot list length": _one_hot(listed - listed.min(), listed.max() - listed.min() + 1),
-    }
-    if len(set(shift)) == 1:
-        del groups["circle of operand"], groups["circle of operand − shift"], groups["one-hot shift"]
-    if len(set(listed)) == 1:
-        del groups["one-hot list length"]
-    return groups
+    one_hots = [_one_hot(start, period)]
+    if len(set(shift)) > 1:
+        one_hots.append(_one_hot(shift - shift.min(), shift.max() - shift.min() + 1))
+    if len(set(listed)) > 1:
+        one_hots.append(_one_hot(listed - listed.min(), listed.max() - listed.min() + 1))
+    circles = {"circle of answer": circle_targets(relabel[answer], period)}
+    if len(set(shift)) > 1:
+        circles["circle of operand − shift"] = circle_targets(relabel[(start - shift) % period], period)
+    codes = {"one-hot codes": np.column_stack(one_hots)}
+    return codes | circles if order == "paper" else circles | codes
+
+
+def top_components(hidden: np.ndarray, k: int = PAPER_COMPONENTS) -> np.ndarray:
+    """The hidden states' scores on their top ``k`` principal components ``(n, min(k, n − 1, d))``."""
+    k = min(k, len(hidden) - 1, hidden.shape[1])
+    return PCA(k, svd_solver="full").fit_transform(hidden)
+
+
+def shuffled_shares(
+    hidden: np.ndarray, problems: list[Problem], order: str = "paper", shuffles: int = 20, seed: int = 0
+) -> pd.DataFrame:
+    """Each group's share with the circles drawn on shuffled calendar orders: one row per shuffle.
+
+    The baseline of every circle's share: a circle of arbitrarily ordered
+    values is a 2-D code of the value like any other, and takes some variance
+    whenever the value matters at all.
+    """
+    generator = np.random.default_rng(seed)
+    period = problems[0].period
+    return pd.DataFrame([explained_variance(hidden, problem_groups(problems, order, generator.permutation(period)))
+                         for _ in range(shuffles)])  # fmt: skip
 
 
 def _check(hidden: np.ndarray, groups: dict[str, np.ndarray]) -> None:
@@ -159,6 +190,15 @@ def residual_pca(hidden: np.ndarray, groups: dict[str, np.ndarray], k: int = 3, 
     pca = PCA(k, svd_solver="full").fit(rest)
     total = float(((hidden - hidden.mean(axis=0)) ** 2).sum()) / (len(hidden) - 1)
     return pca.transform(rest), pca.explained_variance_ / total
+
+
+def varying(hidden: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The hooks whose hidden states ``(n, d)`` differ between problems; the others have no variance to explain.
+
+    Under rotary positions the embeddings (layer 0) of the final token are the
+    same token's embedding in every problem.
+    """
+    return {hook: states for hook, states in hidden.items() if not np.allclose(states, states[0])}
 
 
 def layer_table(hidden: dict[str, np.ndarray], groups: dict[str, np.ndarray], ridge: float = RIDGE) -> pd.DataFrame:

@@ -20,11 +20,53 @@ from mvf.probes import CircleProbe, circle_targets
 from mvf.tasks import Problem, candidates
 
 
-def target_pairs(problems: list[Problem]) -> tuple[np.ndarray, np.ndarray]:
-    """Every (problem, new start value) pair with a new value different from the problem's: two ``(n_pairs,)`` arrays."""
-    pairs = [(i, y) for i, p in enumerate(problems) for y in range(p.period) if y != p.start]
+POSITIONS = ("operand", "final")
+# At the final position ("c") the paper's donor for a new answer γ' is the problem with answer γ' and duration β = 3.
+PAPER_DONOR_SHIFT = 3
+
+
+def read_values(problems: list[Problem], position: str) -> np.ndarray:
+    """What the probe reads at ``position``: the start α at ``operand`` ("a"), the answer γ = α + β at ``final`` ("c")."""
+    if position not in POSITIONS:
+        raise ValueError(f"position must be one of {POSITIONS}, not {position!r}.")
+    return np.array([p.start if position == "operand" else p.answer for p in problems])
+
+
+def target_pairs(problems: list[Problem], per_problem: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(problem, new value) pairs, the new value different from the problem's start: two ``(n_pairs,)`` arrays.
+
+    Every other value by default; ``per_problem`` draws that many of them per
+    problem (seeded), to fit a CPU's time.
+    """
+    generator = np.random.default_rng(seed)
+    pairs = []
+    for i, p in enumerate(problems):
+        others = [y for y in range(p.period) if y != p.start]
+        chosen = others if per_problem is None else sorted(generator.choice(others, min(per_problem, len(others)), replace=False))
+        pairs += [(i, int(y)) for y in chosen]
     index, target = (np.array(column) for column in zip(*pairs))
     return index, target
+
+
+def matching_problems(problems: list[Problem], index: np.ndarray, target: np.ndarray, position: str) -> np.ndarray:
+    """The paper's donor of each pair ``(n_pairs,)``: the problem that is ``problems[i]`` with the patched value ``y'``.
+
+    At ``operand`` it has start ``y'`` and the same shift; at ``final``, answer
+    ``y'`` and the paper's shift 3 where the task has it (else the same shift);
+    both keep the prompt's form (the successor task's list length).
+    ``ValueError`` when the task has no such problem.
+    """
+    found = {(p.start, p.shift, p.listed): j for j, p in enumerate(problems)}
+    shifts = {p.shift for p in problems}
+    donors = []
+    for i, y in zip(index, target):
+        p = problems[i]
+        shift = p.shift if position == "operand" or PAPER_DONOR_SHIFT not in shifts else PAPER_DONOR_SHIFT
+        start = y if position == "operand" else (y - shift) % p.period
+        if (start, shift, p.listed) not in found:
+            raise ValueError(f"no problem matches {p.prompt!r} with value {y} at the {position} position.")
+        donors.append(found[(start, shift, p.listed)])
+    return np.array(donors)
 
 
 def circle_patch(probe: CircleProbe, clean: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -33,9 +75,17 @@ def circle_patch(probe: CircleProbe, clean: np.ndarray, points: np.ndarray) -> n
     ``clean``: ``(n, d)``; ``points``: ``(n, 2)`` target circle points. The
     smallest change of the k PCA coordinates that makes the probe output the
     target (pseudo-inverse of its linear map), mapped back to ``(n, d)``.
+    Applied to the mean activation this is the paper's circle patch,
+    x* = mean − P(mean) + embed(target); applied to the clean activation, our
+    stricter in-plane move, which keeps everything else the problem carries.
     """
     change = (points - probe.circle_point(clean)) @ np.linalg.pinv(probe.weights[:-1])
     return clean + change @ probe.components
+
+
+def circle_plane(probe: CircleProbe) -> np.ndarray:
+    """Orthonormal basis ``(2, d)`` of the plane in which ``circle_patch`` moves activations."""
+    return np.linalg.qr((np.linalg.pinv(probe.weights[:-1]) @ probe.components).T)[0].T
 
 
 def subspace_patch(basis: np.ndarray, clean: np.ndarray, donor: np.ndarray) -> np.ndarray:
@@ -48,21 +98,33 @@ def random_basis(k: int, d: int, seed: int = 0) -> np.ndarray:
     return np.linalg.qr(np.random.default_rng(seed).normal(size=(d, k)))[0].T
 
 
-def methods(probe: CircleProbe, clean: np.ndarray, starts: np.ndarray, period: int, seed: int = 0) -> dict[str, Callable]:
+def methods(probe: CircleProbe, clean: np.ndarray, donors: np.ndarray, seed: int = 0) -> dict[str, Callable]:
     """Each method: (problem indices, new values) ``(n_pairs,)`` → replacement activations ``(n_pairs, d)``.
 
-    The donor of a pair is the mean clean activation of the problems whose
-    start is the new value ("the matching problem": same task, new operand).
+    ``clean``: ``(n_problems, d)``; ``donors``: ``(n_pairs,)`` the matching
+    problem of each pair (``matching_problems``). The paper's methods first,
+    then ours, named so. "circle ablation" sets the circle's coordinates to
+    the mean's (the centre of the circle: zero in the probe's centred
+    coordinates); "circle only" keeps them and sets everything else to the mean.
     """
-    donors = np.stack([clean[starts == y].mean(axis=0) for y in range(period)])
+    period = probe.period
+    mean = clean.mean(axis=0)
     k, d = probe.components.shape
-    randoms = random_basis(k, d, seed)
+    plane, randoms = circle_plane(probe), random_basis(k, d, seed)
+
+    def everywhere(rows: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(mean, (len(rows), d))
+
     return {
-        "circle patch": lambda i, y: circle_patch(probe, clean[i], circle_targets(y, period)),
-        "full patch": lambda i, y: donors[y],
-        f"PCA-{k} subspace patch": lambda i, y: subspace_patch(probe.components, clean[i], donors[y]),
-        f"random {k}-d subspace patch": lambda i, y: subspace_patch(randoms, clean[i], donors[y]),
-        "subspace mean ablation": lambda i, y: subspace_patch(probe.components, clean[i], np.broadcast_to(clean.mean(axis=0), clean[i].shape)),
+        "before": lambda i, y: clean[i],
+        "circle patch": lambda i, y: circle_patch(probe, everywhere(i), circle_targets(y, period)),
+        "full patch": lambda i, y: clean[donors],
+        f"PCA-{k} patch": lambda i, y: subspace_patch(probe.components, clean[i], clean[donors]),
+        "mean ablation": lambda i, y: everywhere(i),
+        "circle ablation": lambda i, y: subspace_patch(plane, clean[i], everywhere(i)),
+        "circle only": lambda i, y: subspace_patch(plane, everywhere(i), clean[i]),
+        "in-plane circle move (ours)": lambda i, y: circle_patch(probe, clean[i], circle_targets(y, period)),
+        f"random {k}-d patch (ours)": lambda i, y: subspace_patch(randoms, clean[i], clean[donors]),
     }  # fmt: skip
 
 
@@ -105,38 +167,76 @@ def effect(logits: torch.Tensor, candidates: torch.Tensor, old: np.ndarray, new:
 
 def sweep(
     model, problems: list[Problem], probes_by_hook: dict[str, CircleProbe], clean_by_hook: dict[str, np.ndarray],
-    positions: np.ndarray, batch_size: int = 64, seed: int = 0,
+    positions: np.ndarray, position: str, per_problem: int | None = None, batch_size: int = 64, seed: int = 0,
 ) -> pd.DataFrame:  # fmt: skip
     """Effect of every method at every hook: one row per (hook, method), all pairs batched through the model.
 
-    ``positions``: ``(n_problems,)`` token positions patched; ``clean_by_hook``:
-    ``{hook: (n_problems, d)}`` clean activations there.
+    ``positions``: ``(n_problems,)`` token positions patched, at the
+    ``position`` ("operand" or "final") whose value the probes read
+    (``read_values``); ``clean_by_hook``: ``{hook: (n_problems, d)}`` clean
+    activations there. A pair's new answer is y' + β at the operand, y' at the final position.
     """
     period = problems[0].period
-    starts = np.array([p.start for p in problems])
-    index, target = target_pairs(problems)
+    index, target = target_pairs(problems, per_problem, seed)
+    donors = matching_problems(problems, index, target, position)
     allowed = candidates(model.tokenizer, problems)[index]
     old = np.array([problems[i].answer for i in index])
-    new = (target + np.array([problems[i].shift for i in index])) % period
+    new = np.array([problems[j].answer for j in donors])
     prompts = [problems[i].prompt for i in index]
     rows = []
     for hook, probe in tqdm(probes_by_hook.items(), desc="layers"):
-        for name, method in methods(probe, clean_by_hook[hook], starts, period, seed).items():
+        for name, method in methods(probe, clean_by_hook[hook], donors, seed).items():
             logits = patched_logits(model, prompts, hook, positions[index], method(index, target), batch_size)
             rows.append({"hook": hook, "layer": check_hook(model, hook), "method": name} | effect(logits, allowed, old, new))
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).assign(chance=1 / period)
+
+
+def verdict(accuracy: pd.Series, chance: float) -> str:
+    """The paper's claim for one layer, judged against chance: does the circle patch move the answer as the full patch does?
+
+    ``accuracy``: method → share of pairs whose allowed answer became the new
+    one. Inconclusive when the full patch itself does not reach twice chance
+    (then the layer does not carry the value at that position, or the model
+    cannot do the task); otherwise the circle patch's gain over chance as a
+    share of the full patch's: at least 0.8 matches the paper, below 0.5 does not.
+    """
+    full, circle = accuracy["full patch"], accuracy["circle patch"]
+    if full < 2 * chance:
+        return (f"inconclusive: the full patch itself moves only {full:.2f} of the answers (chance {chance:.2f}), "
+                "so there is no effect for the circle to reproduce")
+    share = (circle - chance) / (full - chance)
+    judged = "matches the paper" if share >= 0.8 else "does not match the paper" if share < 0.5 else "partly matches the paper"
+    return (f"the circle patch gains {share:.0%} of the full patch's gain over chance ({circle:.2f} and {full:.2f} "
+            f"against chance {chance:.2f}): this {judged}")
 
 
 def off_circle(
-    model, problem: Problem, probe: CircleProbe, hook: str, position: int, clean: np.ndarray,
+    model, problem: Problem, probe: CircleProbe, hook: str, position: int, base: np.ndarray,
     angles: np.ndarray, radius: float = 1.0,
 ) -> np.ndarray:  # fmt: skip
     """The model's distribution over the allowed answers as the probe's point moves to radius·(cos θ, sin θ).
 
-    ``clean``: the problem's activation ``(d,)`` at (hook, position); ``angles``:
-    ``(n,)`` radians. Returns probabilities ``(n, period)`` (softmax over the allowed answers).
+    ``base``: the activation ``(d,)`` at (hook, position) whose circle point is
+    moved: the paper's is the mean activation over the problems, ours the
+    problem's own. ``angles``: ``(n,)`` radians. Returns probabilities
+    ``(n, period)`` (softmax over the allowed answers).
     """
     points = radius * np.column_stack([np.cos(angles), np.sin(angles)])
-    replacements = circle_patch(probe, np.broadcast_to(clean, (len(angles), len(clean))), points)
+    replacements = circle_patch(probe, np.broadcast_to(base, (len(angles), len(base))), points)
     logits = patched_logits(model, [problem.prompt] * len(angles), hook, np.full(len(angles), position), replacements)
     return torch.softmax(logits[:, candidates(model.tokenizer, [problem])[0]], dim=1).numpy()
+
+
+def off_circle_grid(
+    model, problem: Problem, probe: CircleProbe, hook: str, position: int, base: np.ndarray,
+    angles: np.ndarray, radii: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """``off_circle`` over a grid of radii (the paper's 0–1.9) and angles: probabilities ``(n_radii, n_angles, period)``."""
+    return np.stack([off_circle(model, problem, probe, hook, position, base, angles, float(r))
+                     for r in tqdm(radii, desc="radii")])  # fmt: skip
+
+
+def angle_answers(angles: np.ndarray, problem: Problem, position: str) -> np.ndarray:
+    """The answer each patched angle implies ``(n,)``: the nearest value, plus the shift at the operand position."""
+    nearest = np.round(np.asarray(angles) / (2 * np.pi / problem.period)).astype(int)
+    return (nearest + (problem.shift if position == "operand" else 0)) % problem.period

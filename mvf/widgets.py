@@ -64,12 +64,12 @@ def cluster_browser(table, codes, decoder: np.ndarray, labels: np.ndarray, strin
     return widgets.interactive(redraw, cluster=widgets.Dropdown(options=options, description="cluster"))
 
 
-def circle_slider(model, problem, probe, hook: str, position: int, clean: np.ndarray) -> widgets.Widget:
+def circle_slider(model, problem, probe, hook: str, position: int, base: np.ndarray) -> widgets.Widget:
     """Angle and radius sliders for the patched circle point; the model's answer distribution redrawn live."""
     from mvf import interventions
 
     def redraw(angle: float, radius: float) -> None:
-        probabilities = interventions.off_circle(model, problem, probe, hook, position, clean, np.radians([angle]), radius)[0]
+        probabilities = interventions.off_circle(model, problem, probe, hook, position, base, np.radians([angle]), radius)[0]
         figure, ax = plt.subplots(figsize=(8, 3))
         ax.bar([n[:3] for n in problem.names], probabilities, color=plots.calendar_colours(len(problem.names)))
         ax.set_ylim(0, 1)
@@ -80,5 +80,5 @@ def circle_slider(model, problem, probe, hook: str, position: int, clean: np.nda
     return widgets.interactive(
         redraw,
         angle=widgets.FloatSlider(value=0, min=0, max=360, step=5, description="angle (°)"),
-        radius=widgets.FloatSlider(value=1.0, min=0.0, max=1.5, step=0.05, description="radius"),
+        radius=widgets.FloatSlider(value=1.0, min=0.0, max=1.9, step=0.05, description="radius"),
     )

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mvf import decompose, tasks
+from mvf import decompose, probes, tasks
 
 
 def _orthonormal(d: int, k: int, seed: int) -> np.ndarray:
@@ -14,7 +14,7 @@ def _orthonormal(d: int, k: int, seed: int) -> np.ndarray:
 def planted():
     """Hidden states of the 49 Weekdays problems built from two groups and a residual, in orthogonal subspaces."""
     problems = tasks.weekdays()
-    groups = decompose.problem_groups(problems)
+    groups = {"one-hot operand": np.eye(7)[[p.start for p in problems]], "one-hot shift": np.eye(7)[[p.shift - 1 for p in problems]]}
     basis = _orthonormal(24, 15, seed=0)
     rng = np.random.default_rng(1)
     operand = groups["one-hot operand"] @ rng.normal(size=(7, 7)) @ basis[:7] * 3.0
@@ -31,7 +31,7 @@ def planted():
     total = variance(hidden)
     expected = {"one-hot operand": variance(operand) / total, "one-hot shift": variance(shift) / total,
                 "unexplained": variance(rest) / total}  # fmt: skip
-    return hidden, {name: groups[name] for name in ("one-hot operand", "one-hot shift")}, expected
+    return hidden, groups, expected
 
 
 def test_planted_shares_come_back_exactly(planted):
@@ -58,9 +58,8 @@ def test_residual_pca_finds_the_planted_residual(planted):
 
 def test_nested_groups_make_the_order_matter():
     """The circle of the operand lies in the span of its one-hot: whichever comes first takes everything."""
-    problems = tasks.weekdays()
-    groups = decompose.problem_groups(problems)
-    nested = {name: groups[name] for name in ("circle of operand", "one-hot operand")}
+    starts = np.array([p.start for p in tasks.weekdays()])
+    nested = {"circle of operand": probes.circle_targets(starts, 7), "one-hot operand": np.eye(7)[starts]}
     hidden = nested["circle of operand"] @ np.random.default_rng(0).normal(size=(2, 16))
     stated = decompose.explained_variance(hidden, nested)
     assert stated["circle of operand"] == pytest.approx(1.0, abs=1e-6)
@@ -73,13 +72,41 @@ def test_nested_groups_make_the_order_matter():
     np.testing.assert_allclose(effects["average over orders"], 0.5, atol=1e-6)
 
 
-def test_groups_follow_the_task():
+def test_groups_follow_the_task_in_the_papers_order_or_ours():
     weekdays = decompose.problem_groups(tasks.weekdays())
-    assert list(weekdays) == ["circle of answer", "circle of operand", "circle of operand − shift", "one-hot operand", "one-hot shift"]
-    assert weekdays["one-hot shift"].shape == (49, 7)
-    successor = decompose.problem_groups(tasks.task("month-successor"))
-    assert list(successor) == ["circle of answer", "one-hot operand", "one-hot list length"]
-    assert successor["one-hot list length"].shape == (36, 3)
+    assert list(weekdays) == ["one-hot codes", "circle of answer", "circle of operand − shift"]
+    assert weekdays["one-hot codes"].shape == (49, 14)  # one-hot α and one-hot β, together
+    successor = decompose.problem_groups(tasks.task("month-successor"), order="circles first")
+    assert list(successor) == ["circle of answer", "one-hot codes"]
+    assert successor["one-hot codes"].shape == (36, 12 + 3)  # the operand and the list length
+    with pytest.raises(ValueError, match="order must be"):
+        decompose.problem_groups(tasks.weekdays(), order="random")
+
+
+def test_in_the_papers_order_a_circle_gets_only_what_an_additive_code_cannot_express():
+    """In the successor task γ = α + 1: its circle lies in the span of α's one-hot, so after it the circle adds nothing."""
+    problems = tasks.task("weekday-successor")
+    hidden = np.random.default_rng(0).normal(size=(len(problems), 30))
+    shares = decompose.explained_variance(hidden, decompose.problem_groups(problems))
+    assert shares["circle of answer"] == pytest.approx(0.0, abs=1e-6)
+    assert decompose.explained_variance(hidden, decompose.problem_groups(problems, "circles first"))["circle of answer"] > 0.01
+
+
+def test_a_planted_circle_beats_the_shuffled_calendar_orders():
+    problems = tasks.weekdays()
+    answers = np.array([p.answer for p in problems])
+    rng = np.random.default_rng(2)
+    hidden = probes.circle_targets(answers, 7) @ rng.normal(size=(2, 40)) + 0.05 * rng.normal(size=(49, 40))
+    real = decompose.explained_variance(hidden, decompose.problem_groups(problems))["circle of answer"]
+    shuffled = decompose.shuffled_shares(hidden, problems)["circle of answer"]
+    # Any 2-D code of the answer takes part of a circle of the answer: ~0.4 on average, which is the baseline.
+    assert real > 0.95 and shuffled.max() < real - 0.15 and shuffled.mean() < 0.6 and len(shuffled) == 20
+
+
+def test_top_components_keep_what_there_is():
+    hidden = np.random.default_rng(3).normal(size=(12, 50))
+    assert decompose.top_components(hidden).shape == (12, 11)  # at most n − 1 components carry variance
+    assert decompose.top_components(hidden, k=4).shape == (12, 4)
 
 
 def test_layer_table_has_one_row_per_hook(planted):
@@ -113,3 +140,9 @@ def test_bad_order_and_empty_input(planted):
         decompose.problem_groups([])
     with pytest.raises(ValueError, match="k=99"):
         decompose.residual_pca(hidden, groups, k=99)
+
+
+def test_hooks_without_variance_are_left_out():
+    same = np.ones((5, 3))
+    kept = decompose.varying({"blocks.0.hook_resid_pre": same, "blocks.1.hook_resid_pre": np.arange(15.0).reshape(5, 3)})
+    assert list(kept) == ["blocks.1.hook_resid_pre"]

@@ -43,3 +43,11 @@ def test_centroids_need_every_class():
 def test_perfect_order_layers_are_the_rows_scoring_one():
     table = pd.DataFrame({"cyclic order": [1.0, 5 / 6, 1.0, 2 / 6]}, index=[f"blocks.{i}.hook_resid_post" for i in range(4)])
     assert geometry.perfect_order_layers(table) == [0, 2]
+
+
+def test_the_chance_level_of_the_cyclic_order_score_is_simulated():
+    assert geometry.random_order_score(3) == 1.0  # three points are always in calendar order one way round
+    assert 0.25 < geometry.random_order_score(7) < 0.29 < 2 / 6  # not the 2/(p − 1) guess
+    assert 0.12 < geometry.random_order_score(12) < 0.16 < 2 / 11
+    with pytest.raises(ValueError, match="at least 3 classes"):
+        geometry.random_order_score(2)

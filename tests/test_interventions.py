@@ -1,6 +1,7 @@
 """mvf.interventions: exactness of the patches, no-op patches, and batched vs one-at-a-time agreement."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -48,9 +49,65 @@ def test_batched_and_one_at_a_time_agree(model, setup):
     torch.testing.assert_close(batched, single, atol=2e-3, rtol=1e-4)
 
 
-def test_target_pairs_cover_every_other_value():
+def test_target_pairs_cover_every_other_value_or_a_seeded_draw_of_them():
     index, target = interventions.target_pairs(tasks.weekdays()[:2])
     assert len(index) == 12 and all(t != tasks.weekdays()[i].start for i, t in zip(index, target))
+    drawn = interventions.target_pairs(tasks.weekdays(), per_problem=2, seed=3)
+    assert len(drawn[0]) == 98 and np.array_equal(drawn[1], interventions.target_pairs(tasks.weekdays(), 2, seed=3)[1])
+    assert all(t != tasks.weekdays()[i].start for i, t in zip(*drawn))
+
+
+@pytest.mark.parametrize("name", ["weekdays", "months", "weekday-successor"])
+def test_the_donor_is_the_matching_problem(name):
+    problems = tasks.task(name)
+    index, target = interventions.target_pairs(problems)
+    operand = interventions.matching_problems(problems, index, target, "operand")
+    final = interventions.matching_problems(problems, index, target, "final")
+    for i, y, a, c in zip(index, target, operand, final):
+        p, donor_a, donor_c = problems[i], problems[a], problems[c]
+        assert (donor_a.start, donor_a.shift, donor_a.listed) == (y, p.shift, p.listed)
+        assert donor_c.answer == y and donor_c.listed == p.listed
+        assert donor_c.shift == (3 if name != "weekday-successor" else p.shift)  # the paper's β = 3 where it exists
+
+
+def test_the_verdict_is_relative_to_chance():
+    chance = 1 / 7
+    no_effect = pd.Series({"full patch": 0.15, "circle patch": 0.16})
+    assert interventions.verdict(no_effect, chance).startswith("inconclusive")
+    assert "matches the paper" in interventions.verdict(pd.Series({"full patch": 0.9, "circle patch": 0.8}), chance)
+    assert "does not match" in interventions.verdict(pd.Series({"full patch": 0.9, "circle patch": 0.2}), chance)
+    assert "partly" in interventions.verdict(pd.Series({"full patch": 0.9, "circle patch": 0.6}), chance)
+
+
+def test_patching_the_last_residual_at_the_final_token_gives_the_donors_logits(model):
+    """After the last block only the final norm and the unembedding follow: problem B's activation gives B's logits."""
+    problems = tasks.task("weekday-successor")
+    a, b = problems[0], problems[8]
+    hook = f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"
+    finals = np.array([tasks.positions(model.tokenizer, p, bos=False)["final"] for p in (a, b)])
+    donor = activations.collect_at_positions(model, [b.prompt], finals[1:], [hook])[hook].numpy()
+    patched = interventions.patched_logits(model, [a.prompt], hook, finals[:1], donor)
+    torch.testing.assert_close(patched, tasks.final_logits(model, [b]), atol=1e-4, rtol=1e-5)
+    wrong_position = interventions.patched_logits(model, [a.prompt], hook, finals[:1] - 1, donor)
+    assert not torch.allclose(wrong_position, tasks.final_logits(model, [b]), atol=1e-2)
+
+
+def test_the_papers_circle_patch_starts_from_the_mean_and_the_baselines_do_what_they_say(setup):
+    problems, _, clean, probe = setup
+    index, target = interventions.target_pairs(problems, per_problem=2)
+    donors = interventions.matching_problems(problems, index, target, "operand")
+    made = {name: method(index, target) for name, method in interventions.methods(probe, clean, donors).items()}
+    mean = clean.mean(axis=0)
+    wanted = probes.circle_targets(target, 7)
+    np.testing.assert_allclose(probe.circle_point(made["circle patch"]), wanted, atol=1e-8)
+    plane = interventions.circle_plane(probe)
+    outside = (made["circle patch"] - mean) - (made["circle patch"] - mean) @ plane.T @ plane
+    np.testing.assert_allclose(outside, 0, atol=1e-8)  # only the circle differs from the mean
+    np.testing.assert_allclose(made["full patch"], clean[donors])
+    np.testing.assert_allclose(made["before"], clean[index])
+    np.testing.assert_allclose(made["mean ablation"], np.broadcast_to(mean, made["mean ablation"].shape))
+    np.testing.assert_allclose(made["circle ablation"] @ plane.T, np.broadcast_to(mean @ plane.T, (len(index), 2)), atol=1e-8)
+    np.testing.assert_allclose(made["circle only"] @ plane.T, clean[index] @ plane.T, atol=1e-8)
 
 
 def test_layer_out_of_range(model, setup):

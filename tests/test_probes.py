@@ -39,3 +39,16 @@ def test_bad_input():
     points[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         probes.fit_circle_probe(points, values, 7)
+
+
+def test_shuffled_calendar_orders_are_the_probes_baseline():
+    generator = np.random.default_rng(0)
+    values = np.repeat(np.arange(7), 6)
+    angle = 2 * np.pi * values / 7
+    circle = np.column_stack([np.cos(angle), np.sin(angle), generator.normal(size=(42, 10)) * 0.05])
+    arbitrary = generator.normal(size=(7, 12))[values] + generator.normal(size=(42, 12)) * 0.05
+    on_circle = probes.cross_validate(circle, values, 7)["circle R2"]
+    assert on_circle > 0.95 and probes.permutation_baseline(circle, values, 7).max() < on_circle - 0.3
+    # Arbitrary class codes: the real order is just one more arbitrary order, inside the shuffled ones' range.
+    shuffled = probes.permutation_baseline(arbitrary, values, 7)
+    assert shuffled.min() <= probes.cross_validate(arbitrary, values, 7)["circle R2"] <= shuffled.max()

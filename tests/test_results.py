@@ -62,3 +62,15 @@ def test_records_go_where_the_reader_says_or_beside_the_book(monkeypatch, tmp_pa
     monkeypatch.setattr(results, "__file__", str(tmp_path / "site-packages" / "mvf" / "results.py"))  # installed
     monkeypatch.chdir(tmp_path)
     assert results.results_dir() == tmp_path / "results"
+
+
+def test_settings_travel_with_the_numbers_to_the_table(tmp_path):
+    settings = {"task": "weekday-successor", "position": "operand", "patch layer": 10, "chance": 1 / 7}
+    results.record("interventions", "smollm2-135m", {"circle patch accuracy": 0.2}, tmp_path, settings=settings)
+    (entry,) = results.load_records(tmp_path)
+    assert entry["settings"] == settings
+    shown = results.at_a_glance([entry]).set_index("measured here").iloc[:, -1]
+    cell = shown[[claim.measured for claim in results.CLAIMS if claim.key == "circle patch accuracy"][0]]
+    assert cell.startswith("0.20 (task weekday-successor; position operand; patch layer 10; chance 0.14; ")
+    with pytest.raises(ValueError, match="settings must be strings or numbers"):
+        results.record("interventions", "smollm2-135m", {"circle patch accuracy": 0.2}, tmp_path, settings={"layers": [1]})

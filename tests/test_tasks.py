@@ -4,7 +4,7 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from mvf import tasks
+from mvf import tasks, tokens
 from mvf.dates import DAYS, MONTHS
 
 
@@ -50,3 +50,20 @@ def test_unknown_task():
     with pytest.raises(ValueError, match="weekdays"):
         tasks.task("years")
     assert len(MONTHS) == 12
+
+
+def test_the_chat_template_wraps_the_prompt_and_the_answer_follows_the_assistant_header(model):
+    plain = tasks.task("weekdays")[9]
+    chat = tasks.in_chat_template(model.tokenizer, [plain])[0]
+    assert plain.prompt in chat.prompt and chat.prompt.endswith("assistant\n") and chat.separator == ""
+    ids = tasks.candidates(model.tokenizer, [chat])[0]
+    assert [model.tokenizer.decode([i]) for i in ids] == list(plain.names)
+    found = tasks.positions(model.tokenizer, chat, bos=False)
+    assert model.tokenizer.decode([tokens.encode(model.tokenizer, chat.prompt, False)[found["operand"]]]).strip() == "Wednesday"
+
+
+def test_a_base_model_has_no_chat_template():
+    from mvf import paper_tokenizers
+
+    with pytest.raises(ValueError, match="no chat template"):
+        tasks.in_chat_template(paper_tokenizers.gpt2(), tasks.weekdays())
