@@ -76,9 +76,8 @@ def main() -> None:
         if device == "cuda":
             torch.cuda.empty_cache()
         for outcome in execute.execute_variants([(pages[chapter], {"MODEL": name}) for chapter in chapters], env, jobs=1):
-            error = (outcome["error"] or "").strip().splitlines()
-            result = f"{outcome['timing']['seconds']} s" if outcome["timing"] else f"failed: {error[-1] if error else '?'}"
-            print(f"  {outcome['page'].stem}: {result}", flush=True)
+            failed = f", failed: {outcome['error'].splitlines()[0]}" if outcome["error"] else ""
+            print(f"  {outcome['page'].stem}: {outcome['timing']['seconds']} s{failed}", flush=True)
 
 
 if __name__ == "__main__":

@@ -86,11 +86,19 @@ def cluster_reconstructions(
 
 
 def _planes(points: np.ndarray, n_components: int, max_points: int, rng: np.random.Generator) -> np.ndarray:
-    """Consecutive PCA component pairs of ``(m, d_in)`` points → ``(n_components - 1, m', 2)``."""
+    """Consecutive PCA component pairs of ``(m, d_in)`` points → ``(k - 1, m', 2)``, ``k ≤ n_components``.
+
+    ``k`` is at most the points' rank: reconstructions from a cluster of f
+    features span at most f dimensions (the paper's min(5, cluster size)), and
+    a component beyond them would pair a real direction with an empty one.
+    """
     if len(points) > max_points:
         points = points[np.sort(rng.choice(len(points), max_points, replace=False))]
-    projected = PCA(n_components=n_components).fit_transform(points)
-    return np.stack([projected[:, [i, i + 1]] for i in range(n_components - 1)])
+    k = min(n_components, int(np.linalg.matrix_rank(points - points.mean(axis=0))))
+    if k < 2:
+        return np.empty((0, len(points), 2))
+    projected = PCA(n_components=k).fit_transform(points)
+    return np.stack([projected[:, [i, i + 1]] for i in range(k - 1)])
 
 
 def rank_clusters(
@@ -110,7 +118,8 @@ def rank_clusters(
     those words (stripped), to see at a glance what a cluster is about.
 
     For each cluster with at least ``MIN_POINTS`` firing tokens (and at least
-    two features), S and M are measured on every consecutive PCA pair; the
+    two features, and reconstructions spanning a plane), S and M are measured
+    on every consecutive pair of its PCA components (at most their rank); the
     row keeps the pair with the highest ``score = S · (1 − M)`` (our single
     number for "high S, low M"). Subsampling to ``max_points`` is seeded.
     """
@@ -126,6 +135,8 @@ def rank_clusters(
         if len(tokens) < max(MIN_POINTS, n_components):
             continue
         planes = _planes(points, n_components, max_points, rng)
+        if not len(planes):
+            continue  # the reconstructions lie on a line: no plane to measure
         s = metrics.separability_index(planes)
         m = metrics.mixture_index(planes)
         best = int(np.argmax(s * (1 - m)))

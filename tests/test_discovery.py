@@ -93,3 +93,11 @@ def test_bad_input():
         discovery.threshold_clusters(np.vstack([decoder, np.zeros(D_IN)]))
     with pytest.raises(ValueError, match="token_strings"):
         discovery.rank_clusters(sparse.csr_matrix(codes), decoder, np.zeros(len(decoder), int), ["x"])
+
+
+def test_planes_stop_at_the_rank_of_the_reconstructions():
+    rng = np.random.default_rng(0)
+    flat = rng.normal(size=(300, 2)) @ rng.normal(size=(2, 16))  # two features: a plane in 16 dimensions
+    assert discovery._planes(flat, 5, 4096, rng).shape == (1, 300, 2)
+    line = rng.normal(size=(300, 1)) @ rng.normal(size=(1, 16))
+    assert discovery._planes(line, 5, 4096, rng).shape[0] == 0

@@ -16,9 +16,9 @@ PROFILES = ("gpt2-small", "mistral-7b", "llama-3-8b", "gemma-2-2b")
 QUICK = {
     "circles": {"PER_NAME": 5},
     "discovery": {"N_TOKENS": 4000, "N_CLUSTERS": 12},
-    "interventions": {"LAYER_STEP": 6},
+    "interventions": {"LAYER_STEP": 6, "PER_PROBLEM": 1},
     "decompose": {"LAYER_STEP": 6},
-    "off_circle": {"N_ANGLES": 12},
+    "off_circle": {"N_ANGLES": 12, "N_RADII": 4},
 }
 SAE_WIDTH = 256  # any width serves the SAELens-format releases; Gemma Scope's is fixed by its folder name
 # Discovery cannot run for these, and must say why in the cell that finds out.
