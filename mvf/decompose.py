@@ -56,13 +56,14 @@ def problem_groups(problems: list[Problem], order: str = "paper", relabel: np.nd
     period = problems[0].period
     relabel = np.arange(period) if relabel is None else np.asarray(relabel)
     start, shift, answer, listed = (np.array([getattr(p, field) for p in problems]) for field in ("start", "shift", "answer", "listed"))
+    shift_varies = len(set(shift)) > 1
     one_hots = [_one_hot(start, period)]
-    if len(set(shift)) > 1:
+    if shift_varies:
         one_hots.append(_one_hot(shift - shift.min(), shift.max() - shift.min() + 1))
     if len(set(listed)) > 1:
         one_hots.append(_one_hot(listed - listed.min(), listed.max() - listed.min() + 1))
     circles = {"circle of answer": circle_targets(relabel[answer], period)}
-    if len(set(shift)) > 1:
+    if shift_varies:
         circles["circle of operand − shift"] = circle_targets(relabel[(start - shift) % period], period)
     codes = {"one-hot codes": np.column_stack(one_hots)}
     return codes | circles if order == "paper" else circles | codes

@@ -35,9 +35,14 @@ def cyclic_order_score(plane: np.ndarray) -> float:
     arrangement scores is ``random_order_score(p)``.
     """
     centred = plane - plane.mean(axis=0)
-    order = np.argsort(np.arctan2(centred[:, 1], centred[:, 0]))
-    steps = (np.roll(order, -1) - order) % len(order)
-    return float(max(np.mean(steps == 1), np.mean(steps == len(order) - 1)))
+    return float(_calendar_steps(np.argsort(np.arctan2(centred[:, 1], centred[:, 0]))))
+
+
+def _calendar_steps(order: np.ndarray) -> np.ndarray:
+    """Share of steps ``(...)`` between calendar neighbours along orders ``(..., p)`` of the p classes, in the better direction."""
+    p = order.shape[-1]
+    steps = (np.roll(order, -1, axis=-1) - order) % p
+    return np.maximum((steps == 1).mean(axis=-1), (steps == p - 1).mean(axis=-1))
 
 
 def random_order_score(p: int, draws: int = 20_000, seed: int = 0) -> float:
@@ -48,10 +53,8 @@ def random_order_score(p: int, draws: int = 20_000, seed: int = 0) -> float:
     """
     if p < 3:
         raise ValueError(f"a cyclic order needs at least 3 classes, got {p}.")
-    # The same walk as cyclic_order_score, for all arrangements at once: the order of random angles.
-    order = np.argsort(np.random.default_rng(seed).uniform(0, 2 * np.pi, size=(draws, p)), axis=1)
-    steps = (np.roll(order, -1, axis=1) - order) % p
-    return float(np.maximum((steps == 1).mean(axis=1), (steps == p - 1).mean(axis=1)).mean())
+    angles = np.random.default_rng(seed).uniform(0, 2 * np.pi, size=(draws, p))
+    return float(_calendar_steps(np.argsort(angles, axis=1)).mean())
 
 
 def layer_circle_scores(activations: dict[str, np.ndarray], labels: np.ndarray, n_classes: int) -> pd.DataFrame:

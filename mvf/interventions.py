@@ -32,16 +32,18 @@ def read_values(problems: list[Problem], position: str) -> np.ndarray:
     return np.array([p.start if position == "operand" else p.answer for p in problems])
 
 
-def target_pairs(problems: list[Problem], per_problem: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(problem, new value) pairs, the new value different from the problem's start: two ``(n_pairs,)`` arrays.
+def target_pairs(
+    problems: list[Problem], position: str = "operand", per_problem: int | None = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(problem, new value) pairs, the new value different from the one the position carries (``read_values``).
 
-    Every other value by default; ``per_problem`` draws that many of them per
-    problem (seeded), to fit a CPU's time.
+    Two ``(n_pairs,)`` arrays. Every other value by default; ``per_problem``
+    draws that many of them per problem (seeded), to fit a CPU's time.
     """
     generator = np.random.default_rng(seed)
     pairs = []
-    for i, p in enumerate(problems):
-        others = [y for y in range(p.period) if y != p.start]
+    for i, (p, value) in enumerate(zip(problems, read_values(problems, position))):
+        others = [y for y in range(p.period) if y != value]
         chosen = others if per_problem is None else sorted(generator.choice(others, min(per_problem, len(others)), replace=False))
         pairs += [(i, int(y)) for y in chosen]
     index, target = (np.array(column) for column in zip(*pairs))
@@ -177,7 +179,7 @@ def sweep(
     activations there. A pair's new answer is y' + β at the operand, y' at the final position.
     """
     period = problems[0].period
-    index, target = target_pairs(problems, per_problem, seed)
+    index, target = target_pairs(problems, position, per_problem, seed)
     donors = matching_problems(problems, index, target, position)
     allowed = candidates(model.tokenizer, problems)[index]
     old = np.array([problems[i].answer for i in index])

@@ -36,7 +36,6 @@ class ModelProfile:
     ``gguf_package`` / ``gguf_file``: where the embedded weights live.
     ``sae_release``: the SAE the discovery chapter uses (a SAELens release in
     ``mvf.sae.RELEASES``, or ``"embedded"``); ``off_circle_layer``: the
-    ``off_circle_layer``: the
     off-circle chapter's default layer, the input of that block
     (``hook_resid_pre``; the paper's Mistral layer 5; for the others ours, at
     about the same depth).

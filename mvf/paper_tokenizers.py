@@ -42,7 +42,8 @@ def _package_folder(module: str) -> Path:
 
 def mistral(folder: Path, metaspace_normaliser: bool) -> LlamaTokenizer:
     """Mistral 7B v0.1's tokenizer (32 000 pieces, BOS ``<s>``), saved in ``folder`` as ``tokenizer.model``."""
-    _package_folder("pydantic_extra_types"), _package_folder("pycountry")
+    for needed_by_transformers in ("pydantic_extra_types", "pycountry"):
+        _package_folder(needed_by_transformers)
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(_package_folder("mistral_common") / "data" / "tokenizer.model.v1", folder / "tokenizer.model")
     tokenizer = LlamaTokenizer.from_pretrained(folder)

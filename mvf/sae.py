@@ -71,7 +71,7 @@ PAPER_FEATURES: dict[str, dict[str, list[int]]] = {
 }  # fmt: skip
 
 
-def paper_features(chosen: "ChosenSAE") -> dict[str, list[int]]:
+def paper_features(chosen: ChosenSAE) -> dict[str, list[int]]:
     """The paper's feature ids of its circular clusters in ``chosen``'s SAE.
 
     ``{}`` when the paper lists none for the release, or when the SAE is

@@ -1,6 +1,6 @@
 """Random-weight stand-ins of the paper's models and SAEs, served from a local Hugging Face hub cache.
 
-A stand-in has the profile's architecture, layer count and tokenizer
+A stand-in has the profile's architecture and tokenizer
 (``mvf.paper_tokenizers``) and sits in a hub cache folder exactly where a
 download would put it, so ``models.load_model(name)`` and ``sae.load_sae``
 run their real code paths with ``HF_HUB_CACHE`` pointing there and

@@ -53,21 +53,25 @@ def test_target_pairs_cover_every_other_value_or_a_seeded_draw_of_them():
     index, target = interventions.target_pairs(tasks.weekdays()[:2])
     assert len(index) == 12 and all(t != tasks.weekdays()[i].start for i, t in zip(index, target))
     drawn = interventions.target_pairs(tasks.weekdays(), per_problem=2, seed=3)
-    assert len(drawn[0]) == 98 and np.array_equal(drawn[1], interventions.target_pairs(tasks.weekdays(), 2, seed=3)[1])
+    assert len(drawn[0]) == 98 and np.array_equal(drawn[1], interventions.target_pairs(tasks.weekdays(), per_problem=2, seed=3)[1])
     assert all(t != tasks.weekdays()[i].start for i, t in zip(*drawn))
+    # At the final token the position carries the answer: a new value is never the old answer.
+    index, target = interventions.target_pairs(tasks.weekdays(), "final")
+    assert len(index) == 49 * 6 and all(t != tasks.weekdays()[i].answer for i, t in zip(index, target))
 
 
 @pytest.mark.parametrize("name", ["weekdays", "months", "weekday-successor"])
 def test_the_donor_is_the_matching_problem(name):
     problems = tasks.task(name)
-    index, target = interventions.target_pairs(problems)
-    operand = interventions.matching_problems(problems, index, target, "operand")
-    final = interventions.matching_problems(problems, index, target, "final")
-    for i, y, a, c in zip(index, target, operand, final):
-        p, donor_a, donor_c = problems[i], problems[a], problems[c]
-        assert (donor_a.start, donor_a.shift, donor_a.listed) == (y, p.shift, p.listed)
-        assert donor_c.answer == y and donor_c.listed == p.listed
-        assert donor_c.shift == (3 if name != "weekday-successor" else p.shift)  # the paper's β = 3 where it exists
+    index, target = interventions.target_pairs(problems, "operand")
+    for i, y, a in zip(index, target, interventions.matching_problems(problems, index, target, "operand")):
+        p, donor = problems[i], problems[a]
+        assert (donor.start, donor.shift, donor.listed) == (y, p.shift, p.listed)
+    index, target = interventions.target_pairs(problems, "final")
+    for i, y, c in zip(index, target, interventions.matching_problems(problems, index, target, "final")):
+        p, donor = problems[i], problems[c]
+        assert donor.answer == y != p.answer and donor.listed == p.listed
+        assert donor.shift == (3 if name != "weekday-successor" else p.shift)  # the paper's β = 3 where it exists
 
 
 def test_the_verdict_is_relative_to_chance():
