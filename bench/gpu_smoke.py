@@ -50,20 +50,13 @@ def main() -> None:
     args.size = args.size or ("full" if device == "cuda" else "tiny")
     if args.size == "full" and device == "cpu":
         raise SystemExit("--size full needs a GPU (random 7-8 B models take ~30 GiB of RAM in float32 on a CPU).")
-    pages = {page.stem: page for page in execute.chapters()}
-    chapters = args.chapters or ["circles", "arithmetic", "interventions", "off_circle", "decompose", "discovery"]
+    pages = [page for page in execute.model_chapters() if args.chapters is None or page.stem in args.chapters]
     env = {"HF_HUB_CACHE": str(hub), "HF_HUB_OFFLINE": "1", "MVF_RESULTS": tempfile.mkdtemp(prefix="results-")}
     for name in args.models:
         p = models.profile(name)
         started = time.perf_counter()
         stand_ins.serve_model(name, hub, size=args.size, device=device)
         served = time.perf_counter() - started
-        d_model = p.d_model if args.size == "full" else 64
-        if p.sae_release == GEMMA_SCOPE:
-            stand_ins.serve_sae(GEMMA_SCOPE, hub, d_in=2304, d_sae=16384)
-        elif p.sae_release in sae.RELEASES:
-            width = args.sae_width or (PAPER_SAE_WIDTH[p.sae_release] if args.size == "full" else 256)
-            stand_ins.serve_sae(p.sae_release, hub, d_in=d_model, d_sae=width)
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         started = time.perf_counter()
@@ -72,10 +65,16 @@ def main() -> None:
         peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan")
         print(f"{name}: served in {served:.0f} s; loaded in {loaded:.1f} s; peak GPU memory {peak:.1f} GiB "
               f"(plan {p.gpu_memory_gib} GiB, weights {p.weights_gib:.1f} GiB)", flush=True)
+        # The SAE reads the stand-in's own width (tiny or full); Gemma Scope's is fixed by its loader.
+        if p.sae_release == GEMMA_SCOPE:
+            stand_ins.serve_sae(GEMMA_SCOPE, hub, d_in=2304, d_sae=16384)
+        elif p.sae_release in sae.RELEASES:
+            width = args.sae_width or (PAPER_SAE_WIDTH[p.sae_release] if args.size == "full" else 256)
+            stand_ins.serve_sae(p.sae_release, hub, d_in=model.cfg.d_model, d_sae=width)
         del model
         if device == "cuda":
             torch.cuda.empty_cache()
-        for outcome in execute.execute_variants([(pages[chapter], {"MODEL": name}) for chapter in chapters], env, jobs=1):
+        for outcome in execute.execute_variants([(page, {"MODEL": name}) for page in pages], env, jobs=1):
             failed = f", failed: {outcome['error'].splitlines()[0]}" if outcome["error"] else ""
             print(f"  {outcome['page'].stem}: {outcome['timing']['seconds']} s{failed}", flush=True)
 

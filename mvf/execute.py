@@ -167,6 +167,16 @@ def chapters(root: Path = ROOT) -> list[Path]:
     return [root / f"{entry}.ipynb" for entry in entries if (root / f"{entry}.ipynb").exists()]
 
 
+def model_chapters(root: Path = ROOT) -> list[Path]:
+    """The chapters whose parameters cell sets ``MODEL`` (those a profile changes), in table-of-contents order."""
+
+    def takes_model(page: Path) -> bool:
+        cells = nbformat.read(page, as_version=4).cells
+        return any("parameters" in cell.metadata.get("tags", []) and "MODEL =" in cell.source for cell in cells)
+
+    return [page for page in chapters(root) if takes_model(page)]
+
+
 def threads_env(jobs: int = JOBS) -> dict[str, str]:
     """Kernel environment giving each of ``jobs`` kernels an equal share of the cores as its thread count."""
     threads = str(max(1, (os.cpu_count() or 1) // jobs))

@@ -7,7 +7,6 @@ the chapters load them through ``models.load_model(MODEL)`` and
 that every code path runs; the settings are smaller to keep it quick.
 """
 
-import nbformat
 import pytest
 
 from mvf import execute, stand_ins
@@ -28,15 +27,6 @@ NO_DISCOVERY = {
 }
 
 
-def model_chapters() -> list[str]:
-    """The chapters whose parameters cell sets ``MODEL``."""
-    def takes_model(page) -> bool:
-        cells = nbformat.read(page, as_version=4).cells
-        return any("parameters" in cell.metadata.get("tags", []) and "MODEL =" in cell.source for cell in cells)
-
-    return [page.stem for page in execute.chapters() if takes_model(page)]
-
-
 @pytest.fixture(scope="session")
 def runs(tmp_path_factory):
     hub = tmp_path_factory.mktemp("hub")
@@ -47,19 +37,19 @@ def runs(tmp_path_factory):
     stand_ins.serve_sae("gemma-scope-2b-pt-res-canonical", hub, d_in=2304, d_sae=16384)
     env = {"HF_HUB_CACHE": str(hub), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "MVF_CACHE": str(tmp_path_factory.mktemp("cache")), "MVF_RESULTS": str(tmp_path_factory.mktemp("results"))}
-    pages = {page.stem: page for page in execute.chapters()}
-    variants = [(pages[chapter], {"MODEL": name, **QUICK.get(chapter, {})})
-                for chapter in model_chapters() for name in PROFILES]
+    variants = [(page, {"MODEL": name, **QUICK.get(page.stem, {})})
+                for page in execute.model_chapters() for name in PROFILES]
     return {(outcome["page"].stem, outcome["parameters"]["MODEL"]): outcome
             for outcome in execute.execute_variants(variants, env)}
 
 
 def test_the_model_chapters_are_found():
-    assert set(model_chapters()) == {"circles", "discovery", "arithmetic", "interventions", "off_circle", "decompose"}
+    found = {page.stem for page in execute.model_chapters()}
+    assert found == {"circles", "discovery", "arithmetic", "interventions", "off_circle", "decompose"}
 
 
 @pytest.mark.parametrize("name", PROFILES)
-@pytest.mark.parametrize("chapter", model_chapters())
+@pytest.mark.parametrize("chapter", [page.stem for page in execute.model_chapters()])
 def test_chapter_runs_under_profile(runs, chapter, name):
     outcome = runs[(chapter, name)]
     if chapter == "discovery" and name in NO_DISCOVERY:
