@@ -1,17 +1,31 @@
-"""Cluster reconstruction plus scoring against a plain per-entry loop, in the same run.
+"""Discovery's two costly parts against plain references measured in the same run.
 
-    python bench/discovery.py [--tokens 20000] [--clusters 64] [--reference-clusters 4] [--whole]
+    python bench/discovery.py reconstruction [--tokens 20000] [--clusters 64] [--reference-clusters 4] [--whole]
+    python bench/discovery.py scale [--sizes 24576x768 65536x4096] [--clusters 1000] [--device cuda]
 
-Uses the embedded SAE's decoder and random sparse codes with the SAE's
-sparsity (k active features per token). The reference does it the way the
-paper's code does: a Python loop over tokens and features adding
+``reconstruction`` uses the embedded SAE's decoder and random sparse codes
+with the SAE's sparsity (k active features per token). The reference does it
+the way the paper's code does: a Python loop over tokens and features adding
 a_i · W_dec[i], then S and M of each PCA pair with the per-angle histograms
 and 10 000-step gradient ascent (``mvf.metrics_reference``). It runs on the
 first ``--reference-clusters`` clusters. Prints per-cluster times of each
 part, the speed-ups, and checks that the reconstructions are identical.
+
+``scale`` clusters random unit decoder matrices of the paper's sizes (GPT-2
+small's 24 576 × 768, Mistral 7B's 65 536 × 4 096). Each method runs in its
+own process, which reports its time and peak resident memory (and peak GPU
+memory): the paper's top-k graph (k = 2, cutoff 0.5) from blockwise nearest
+neighbours, against the same graph from the dense similarity matrix (the
+plain reference); spectral clustering on the k-nearest-neighbour affinity
+(ours), against the paper's dense affinity. A dense path is skipped, with
+what it would need, when it does not fit in the memory available.
 """
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -45,14 +59,7 @@ def timed(run) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tokens", type=int, default=20000)
-    parser.add_argument("--clusters", type=int, default=64)
-    parser.add_argument("--reference-clusters", type=int, default=4)
-    parser.add_argument("--whole", action="store_true", help="also time the chapter's whole discovery (needs the model)")
-    args = parser.parse_args()
-
+def reconstruction(args: argparse.Namespace) -> None:
     model_sae, provenance = sae.load_embedded_sae()
     decoder = model_sae.W_dec.detach().numpy().astype(np.float64)
     d_sae, k = decoder.shape[0], int(provenance["architecture"].split("k=")[1])
@@ -107,6 +114,112 @@ def whole_discovery(model_sae, provenance: dict, decoder: np.ndarray) -> None:
     table = discovery.rank_clusters(codes, decoder, labels, strings, watch={"day": DAYS, "month": MONTHS})
     print(f"whole discovery from cached activations ({codes.shape[0]} tokens, 200 clusters, {len(table)} ranked): "
           f"{time.perf_counter() - start:.1f} s")
+
+
+def random_decoder(size: str) -> np.ndarray:
+    """A seeded random unit decoder of ``"{d_sae}x{d_in}"``, float32."""
+    d_sae, d_in = map(int, size.split("x"))
+    decoder = np.random.default_rng(0).standard_normal((d_sae, d_in), dtype=np.float32)
+    return decoder / np.linalg.norm(decoder, axis=1, keepdims=True)
+
+
+def dense_graph(decoder: np.ndarray, k: int, cutoff: float) -> np.ndarray:
+    """The plain reference: the dense float64 similarity matrix, then each row's top k, then components."""
+    from scipy.sparse.csgraph import connected_components
+
+    sims = decoder.astype(np.float64) @ decoder.T.astype(np.float64)
+    np.fill_diagonal(sims, -np.inf)
+    top = np.argpartition(-sims, k, axis=1)[:, :k]
+    keep = np.take_along_axis(sims, top, axis=1) > cutoff
+    rows = np.repeat(np.arange(len(sims)), k)[keep.ravel()]
+    graph = sparse.csr_matrix((np.ones(len(rows)), (rows, top.ravel()[keep.ravel()])), shape=sims.shape)
+    return connected_components(graph, directed=False)[1]
+
+
+# Bytes per feature² each dense path holds at its peak (float64 sims + the argpartition's int64 copy; float32
+# affinity, its Laplacian and the dense LU of the shift-invert eigensolver), to skip what cannot fit.
+DENSE_BYTES = {"graph, dense (reference)": 8 + 8 + 8, "spectral, dense affinity (paper's)": 4 + 8 + 8}
+
+
+def one_method(method: str, size: str, clusters: int, device: str | None) -> dict:
+    """Runs in a child process: one clustering method on one size; returns its labels' summary and seconds."""
+    decoder = random_decoder(size)
+    started = time.perf_counter()
+    if method == "graph, top-k blockwise (paper's)":
+        labels = discovery.graph_clusters(decoder, k=2, cutoff=0.5, device=device)
+    elif method == "graph, dense (reference)":
+        labels = dense_graph(decoder, k=2, cutoff=0.5)
+    elif method == "spectral, kNN affinity (ours)":
+        labels = discovery.spectral_clusters(decoder, clusters, seed=0, n_neighbours=16, device=device)
+    else:
+        labels = discovery.spectral_clusters(decoder, clusters, seed=0)
+    seconds = time.perf_counter() - started
+    import torch
+
+    gpu = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
+    return {"seconds": seconds, "clusters": int(labels.max() + 1), "gpu_gib": gpu}
+
+
+def available_bytes() -> int:
+    with open("/proc/meminfo") as meminfo:
+        fields = dict(line.split(":") for line in meminfo)
+    return int(fields["MemAvailable"].split()[0]) * 1024
+
+
+def scale(args: argparse.Namespace) -> None:
+    for size in args.sizes:
+        d_sae = int(size.split("x")[0])
+        print(f"{size} random unit decoder, {args.clusters} spectral clusters, device {args.device or 'cpu'}:", flush=True)
+        timings = {}
+        for method in args.methods:
+            need = DENSE_BYTES.get(method, 0) * d_sae**2
+            if need > 0.8 * available_bytes():
+                print(f"  {method}: skipped, needs about {need / 2**30:.0f} GiB, {available_bytes() / 2**30:.0f} GiB free")
+                continue
+            command = [sys.executable, __file__, "one", method, size, str(args.clusters), args.device or ""]
+            child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+            output = child.stdout.read()
+            _, status, usage = os.wait4(child.pid, 0)
+            if status != 0:
+                print(f"  {method}: failed (exit status {status >> 8})")
+                continue
+            result = json.loads(output.strip().splitlines()[-1])
+            timings[method] = result["seconds"]
+            gpu = f", peak GPU {result['gpu_gib']:.2f} GiB" if result["gpu_gib"] is not None else ""
+            print(f"  {method}: {result['seconds']:.1f} s, peak RSS {usage.ru_maxrss / 2**20:.2f} GiB{gpu}, "
+                  f"{result['clusters']} clusters", flush=True)  # fmt: skip
+        for fast, slow in (("graph, top-k blockwise (paper's)", "graph, dense (reference)"),
+                           ("spectral, kNN affinity (ours)", "spectral, dense affinity (paper's)")):  # fmt: skip
+            if fast in timings and slow in timings:
+                print(f"  {fast} vs {slow}: {timings[slow] / timings[fast]:.1f}x faster")
+
+
+METHODS = ["graph, top-k blockwise (paper's)", "graph, dense (reference)", "spectral, kNN affinity (ours)",
+           "spectral, dense affinity (paper's)"]  # fmt: skip
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["one"]:
+        method, size, clusters, device = sys.argv[2:6]
+        print(json.dumps(one_method(method, size, int(clusters), device or None)))
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parts = parser.add_subparsers(dest="part")
+    rebuild = parts.add_parser("reconstruction", help="cluster reconstruction and scoring (the default)")
+    rebuild.add_argument("--tokens", type=int, default=20000)
+    rebuild.add_argument("--clusters", type=int, default=64)
+    rebuild.add_argument("--reference-clusters", type=int, default=4)
+    rebuild.add_argument("--whole", action="store_true", help="also time the chapter's whole discovery (needs the model)")
+    at_scale = parts.add_parser("scale", help="clustering at the paper's SAE widths")
+    at_scale.add_argument("--sizes", nargs="+", default=["24576x768", "65536x4096"])
+    at_scale.add_argument("--clusters", type=int, default=1000, help="spectral clusters (the paper: 1000 for GPT-2)")
+    at_scale.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS)
+    at_scale.add_argument("--device", default=None, help="where the nearest neighbours are computed, e.g. cuda")
+    args = parser.parse_args()
+    if args.part == "scale":
+        scale(args)
+    else:
+        reconstruction(args if args.part else rebuild.parse_args([]))
 
 
 if __name__ == "__main__":

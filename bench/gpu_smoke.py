@@ -1,6 +1,6 @@
 """The paper's models at full size with random weights, on a GPU: load time, peak memory against the plan, chapter times.
 
-    python bench/gpu_smoke.py [--models gpt2-small mistral-7b llama-3-8b gemma-2-2b] [--chapters circles interventions]
+    python bench/gpu_smoke.py [--models gpt2-small mistral-7b llama-3-8b gemma-2-2b] [--chapters [circles …]]
                               [--size full|tiny] [--hub DIR] [--sae-width N]
 
 For each model, ``mvf.stand_ins`` writes a random-weight stand-in with the
@@ -35,7 +35,8 @@ GEMMA_SCOPE = "gemma-scope-2b-pt-res-canonical"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["gpt2-small", "mistral-7b", "llama-3-8b", "gemma-2-2b"])
-    parser.add_argument("--chapters", nargs="+", default=None, help="default: every chapter that takes MODEL")
+    parser.add_argument("--chapters", nargs="*", default=None,
+                        help="default: every chapter that takes MODEL; none given: only serve and load the models")
     parser.add_argument("--size", choices=["full", "tiny"], default=None, help="default: full on a GPU, tiny on a CPU")
     parser.add_argument("--hub", type=Path, default=None, help="hub cache folder (default: a temporary one)")
     parser.add_argument("--sae-width", type=int, default=None, help="default: the release's width (tiny: 256)")
@@ -74,7 +75,8 @@ def main() -> None:
         del model
         if device == "cuda":
             torch.cuda.empty_cache()
-        for outcome in execute.execute_variants([(page, {"MODEL": name}) for page in pages], env, jobs=1):
+        variants = [(page, {"MODEL": name}) for page in pages]
+        for outcome in execute.execute_variants(variants, env, jobs=1) if variants else []:
             failed = f", failed: {outcome['error'].splitlines()[0]}" if outcome["error"] else ""
             print(f"  {outcome['page'].stem}: {outcome['timing']['seconds']} s{failed}", flush=True)
 

@@ -3,6 +3,11 @@
 Cluster the SAE's decoder directions by cosine similarity, rebuild each
 cluster's part of the activations from the sparse SAE codes, project it on its
 top principal components and measure S and M on consecutive component pairs.
+
+Two clusterings, as in the paper: spectral clustering on the affinity
+1 − arccos(cos)/π (GPT-2), and the top-k graph (Mistral 7B). Both can run
+from nearest neighbours computed blockwise in float32 (on the GPU when there
+is one), so 65 536 features never need the dense 65 536² similarity matrix.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from sklearn.cluster import SpectralClustering
@@ -22,42 +28,118 @@ from mvf import metrics
 
 N_COMPONENTS = 5  # the paper's top-5 PCA components
 MIN_POINTS = 100  # a 10×10 histogram for S needs at least this many points
+MIN_MIXTURE = 0.01  # the paper drops planes with M below this from its mean score
 
 
-def _unit_rows(decoder: np.ndarray) -> np.ndarray:
-    decoder = np.asarray(decoder, dtype=np.float64)
+def _unit_rows(decoder: np.ndarray | torch.Tensor, device: str | None = None) -> torch.Tensor:
+    """Decoder rows scaled to unit norm, float32, on ``device`` (default: the decoder's own, or the CPU)."""
+    decoder = torch.as_tensor(decoder)
     if decoder.ndim != 2:
-        raise ValueError(f"decoder must be (d_sae, d_in), got shape {decoder.shape}.")
-    norms = np.linalg.norm(decoder, axis=1, keepdims=True)
+        raise ValueError(f"decoder must be (d_sae, d_in), got shape {tuple(decoder.shape)}.")
+    if not torch.isfinite(decoder).all():
+        raise ValueError("the decoder has NaN or infinite entries; check the SAE's weights.")
+    decoder = decoder.detach().to(device=device or decoder.device, dtype=torch.float32)
+    norms = decoder.norm(dim=1, keepdim=True)
     if (norms == 0).any():
         raise ValueError("the decoder has all-zero rows; drop those features before clustering.")
     return decoder / norms
 
 
-def cosine_similarity(decoder: np.ndarray) -> np.ndarray:
-    """Cosine similarity of decoder rows: ``(d_sae, d_in)`` → ``(d_sae, d_sae)``."""
-    unit = _unit_rows(decoder)
-    return unit @ unit.T
+def similarities(decoder: np.ndarray | torch.Tensor) -> np.ndarray:
+    """The paper's ``sims``: cosine similarity of decoder rows with a zero diagonal, ``(d_sae, d_sae)`` float32.
 
-
-def spectral_clusters(decoder: np.ndarray, n_clusters: int, seed: int = 0) -> np.ndarray:
-    """Spectral clustering of the decoder directions (affinity: cosine similarity, negatives cut to 0).
-
-    ``(d_sae, d_in)`` → labels ``(d_sae,)``. Seeded: the same seed gives the same labels.
+    Dense: 2.4 GB for 24 576 features, 17 GB for 65 536; use
+    :func:`nearest_neighbours` beyond a few thousand features.
     """
-    similarity = np.clip(cosine_similarity(decoder), 0.0, None)
-    if not 2 <= n_clusters < len(similarity):
-        raise ValueError(f"n_clusters must be between 2 and d_sae - 1 = {len(similarity) - 1}, got {n_clusters}.")
-    model = SpectralClustering(n_clusters=n_clusters, affinity="precomputed", random_state=seed, assign_labels="cluster_qr")
-    return model.fit_predict(similarity)
+    unit = _unit_rows(decoder, "cpu")
+    sims = (unit @ unit.T).numpy()
+    np.fill_diagonal(sims, 0.0)
+    return sims
 
 
-def threshold_clusters(decoder: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Connected components of the graph linking features with cosine similarity above ``threshold``.
+def nearest_neighbours(
+    decoder: np.ndarray | torch.Tensor, k: int, block: int = 2048, device: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each decoder row's ``k`` most similar other rows, computed ``block`` rows at a time.
 
-    ``(d_sae, d_in)`` → labels ``(d_sae,)``, numbered by first appearance (deterministic).
+    ``(d_sae, d_in)`` → cosine similarities ``(d_sae, k)`` float32, descending,
+    and indices ``(d_sae, k)`` int64. Peak memory beyond the decoder: one
+    ``block × d_sae`` float32 slab (512 MB at 65 536 features). ``device``:
+    where to compute (default: the decoder's; pass "cuda" for a NumPy decoder
+    on a GPU machine).
     """
-    graph = sparse.csr_matrix(cosine_similarity(decoder) > threshold)
+    unit = _unit_rows(decoder, device)
+    n = len(unit)
+    if not 1 <= k < n:
+        raise ValueError(f"k must be between 1 and d_sae - 1 = {n - 1}, got {k}.")
+    values, indices = torch.empty(n, k), torch.empty(n, k, dtype=torch.int64)
+    for start in range(0, n, block):
+        slab = unit[start : start + block] @ unit.T
+        rows = torch.arange(len(slab), device=slab.device)
+        slab[rows, rows + start] = -torch.inf  # a feature is not its own neighbour
+        top = torch.topk(slab, k, dim=1)
+        values[start : start + len(slab)], indices[start : start + len(slab)] = top.values.cpu(), top.indices.cpu()
+    return values.numpy(), indices.numpy()
+
+
+def angular_affinity(sims: np.ndarray) -> np.ndarray:
+    """The paper's spectral affinity, 1 − arccos(sims)/π, with sims clamped to [−1, 1] (same shape)."""
+    return 1.0 - np.arccos(np.clip(sims, -1.0, 1.0)) / np.pi
+
+
+def knn_affinity(decoder: np.ndarray | torch.Tensor, n_neighbours: int, device: str | None = None) -> sparse.csr_matrix:
+    """Ours: the paper's affinity kept only between each feature and its ``n_neighbours`` nearest, symmetrised.
+
+    ``(d_sae, d_in)`` → sparse ``(d_sae, d_sae)`` float32 with at most
+    ``2 · n_neighbours · d_sae`` entries, built from :func:`nearest_neighbours`.
+    """
+    values, indices = nearest_neighbours(decoder, n_neighbours, device=device)
+    n = len(values)
+    graph = sparse.csr_matrix(
+        (angular_affinity(values).ravel(), (np.repeat(np.arange(n), n_neighbours), indices.ravel())), shape=(n, n)
+    )
+    return graph.maximum(graph.T).astype(np.float32)
+
+
+def spectral_clusters(
+    decoder: np.ndarray | torch.Tensor, n_clusters: int, seed: int = 0, n_neighbours: int | None = None,
+    device: str | None = None,
+) -> np.ndarray:  # fmt: skip
+    """Spectral clustering of the decoder directions; ``(d_sae, d_in)`` → labels ``(d_sae,)``.
+
+    ``n_neighbours=None``: the paper's, on the dense affinity
+    1 − arccos(sims)/π with sims' zero diagonal, scikit-learn's default
+    k-means label assignment (seeded: the same seed gives the same labels;
+    another seed may not). ``n_neighbours=k``: ours, the same affinity kept on
+    the k-nearest-neighbour graph (:func:`knn_affinity`), for SAEs too wide
+    for the dense matrix.
+    """
+    n = len(decoder)
+    if not 2 <= n_clusters < n:
+        raise ValueError(f"n_clusters must be between 2 and d_sae - 1 = {n - 1}, got {n_clusters}.")
+    if n_neighbours is None:
+        affinity = angular_affinity(similarities(decoder))
+    else:
+        affinity = knn_affinity(decoder, n_neighbours, device)
+    model = SpectralClustering(n_clusters=n_clusters, affinity="precomputed", random_state=seed)
+    return model.fit_predict(affinity)
+
+
+def graph_clusters(
+    decoder: np.ndarray | torch.Tensor, k: int = 2, cutoff: float = 0.5, device: str | None = None
+) -> np.ndarray:
+    """The paper's graph method: connected components of the top-``k`` similarity graph.
+
+    Each feature links to its ``k`` most similar features whose cosine
+    similarity exceeds ``cutoff`` (the paper: k = 2, 3 or 4, cutoff 0.5);
+    edges count both ways (back-edges). ``(d_sae, d_in)`` → labels
+    ``(d_sae,)``, numbered by first appearance (deterministic).
+    """
+    values, indices = nearest_neighbours(decoder, k, device=device)
+    n = len(values)
+    linked = values > cutoff
+    rows = np.repeat(np.arange(n), k)[linked.ravel()]
+    graph = sparse.csr_matrix((np.ones(len(rows)), (rows, indices.ravel()[linked.ravel()])), shape=(n, n))
     return connected_components(graph, directed=False)[1]
 
 
@@ -85,12 +167,22 @@ def cluster_reconstructions(
     return out
 
 
+def mean_plane_score(s: np.ndarray, m: np.ndarray) -> float:
+    """The paper's cluster score from S and M of its planes ``(n_planes,)``: mean S·(1 − M), M < 0.01 dropped, a dummy 0 in.
+
+    The dummy 0 pulls clusters measured on few planes toward 0; a plane with
+    M < 0.01 has (almost) no point on any line, which the paper treats as degenerate.
+    """
+    kept = np.asarray(m) >= MIN_MIXTURE
+    return float((np.asarray(s)[kept] * (1 - np.asarray(m)[kept])).sum() / (kept.sum() + 1))
+
+
 def _planes(points: np.ndarray, n_components: int, max_points: int, rng: np.random.Generator) -> np.ndarray:
     """Consecutive PCA component pairs of ``(m, d_in)`` points → ``(k - 1, m', 2)``, ``k ≤ n_components``.
 
-    ``k`` is at most the points' rank: reconstructions from a cluster of f
-    features span at most f dimensions (the paper's min(5, cluster size)), and
-    a component beyond them would pair a real direction with an empty one.
+    Callers pass the paper's min(5, cluster size) as ``n_components``; ``k``
+    is also at most the points' rank, since a component beyond it would pair
+    a real direction with an empty one.
     """
     if len(points) > max_points:
         points = points[np.sort(rng.choice(len(points), max_points, replace=False))]
@@ -119,9 +211,12 @@ def rank_clusters(
 
     For each cluster with at least ``MIN_POINTS`` firing tokens (and at least
     two features, and reconstructions spanning a plane), S and M are measured
-    on every consecutive pair of its PCA components (at most their rank); the
-    row keeps the pair with the highest ``score = S · (1 − M)`` (our single
-    number for "high S, low M"). Subsampling to ``max_points`` is seeded.
+    on every consecutive pair of its PCA components (min(5, cluster size)
+    components, and no more than their rank). ``score`` is the paper's: the
+    mean of S·(1 − M) over the planes, planes with M < 0.01 dropped and a
+    dummy 0 included; the table is ranked by it. ``best plane (ours)`` is the
+    highest S·(1 − M) of a single plane, whose PCs, S and M the row shows.
+    Subsampling to ``max_points`` is seeded.
     """
     if codes.shape[0] != len(token_strings):
         raise ValueError(f"codes has {codes.shape[0]} tokens but token_strings has {len(token_strings)}.")
@@ -134,7 +229,7 @@ def rank_clusters(
     for cluster, (tokens, points) in cluster_reconstructions(codes, decoder, labels, candidates).items():
         if len(tokens) < max(MIN_POINTS, n_components):
             continue
-        planes = _planes(points, n_components, max_points, rng)
+        planes = _planes(points, min(n_components, int(sizes[cluster])), max_points, rng)
         if not len(planes):
             continue  # the reconstructions lie on a line: no plane to measure
         s = metrics.separability_index(planes)
@@ -145,7 +240,8 @@ def rank_clusters(
         rows.append({
             "cluster": cluster, "features": int(sizes[cluster]), "tokens": len(tokens),
             "pcs": f"{best + 1},{best + 2}", "S": float(s[best]), "M": float(m[best]),
-            "score": float(s[best] * (1 - m[best])),
+            "planes": len(planes), "score": mean_plane_score(s, m),
+            "best plane (ours)": float(s[best] * (1 - m[best])),
             **{f"{name} share": float(hits[tokens].mean()) for name, hits in watched.items()},
             "top tokens": ", ".join(f"{w!r}×{n}" for w, n in top),
         })  # fmt: skip
@@ -176,6 +272,6 @@ def word_specific_features(
 def cluster_projection(
     codes: sparse.csr_matrix, decoder: np.ndarray, labels: np.ndarray, cluster: int, n_components: int = N_COMPONENTS
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One cluster's firing tokens ``(m,)`` and their reconstructions projected on its top PCs ``(m, n_components)``."""
+    """One cluster's firing tokens ``(m,)`` and their reconstructions on its top min(n_components, size) PCs ``(m, k)``."""
     tokens, points = cluster_reconstructions(codes, decoder, labels, [cluster])[cluster]
-    return tokens, PCA(n_components=n_components).fit_transform(points)
+    return tokens, PCA(n_components=min(n_components, int((labels == cluster).sum()))).fit_transform(points)

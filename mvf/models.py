@@ -62,8 +62,16 @@ class ModelProfile:
 
     @property
     def gpu_memory_gib(self) -> float:
-        """GPU memory to plan for: weights plus a quarter for activations, caches and the allocator."""
-        return round(self.weights_gib * 1.25 + 0.5, 1)
+        """GPU memory to plan for: weights plus a quarter for activations, caches and the allocator.
+
+        With ``compatibility_mode`` the weight processing holds about four
+        copies of the weights while it runs: GPT-2 small's load peaked at 2.0 GiB
+        for 0.46 GiB of weights on an H100 (``bench/gpu_check.sh``); the
+        bfloat16 models peaked at their weights (Mistral 7B 13.5 GiB, Llama 3 8B
+        15.0 GiB, Gemma 2 2B 4.9 GiB).
+        """
+        copies = 4 if self.compatibility_mode else 1
+        return round(self.weights_gib * copies * 1.25 + 0.5, 1)
 
 
 PROFILES: dict[str, ModelProfile] = {

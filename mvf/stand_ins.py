@@ -82,11 +82,15 @@ def serve_model(name: str, cache: Path, size: str = "tiny", seed: int = 0, devic
 
     ``full`` size builds the weights in the profile's dtype (bfloat16 for the
     7–8 B models: about 15 GiB of disk), drawn on ``device`` (a GPU draws them
-    much faster than a CPU).
+    much faster than a CPU). A stand-in already served with the same size
+    and seed is reused.
     """
     from transformers import AutoModelForCausalLM
 
     folder = snapshot(cache, profile(name).hf_id)
+    served = folder / "stand_in.json"
+    if served.exists() and json.loads(served.read_text()) == {"model": name, "size": size, "seed": seed}:
+        return folder  # written whole by an earlier call (the folder is renamed into place only once complete)
 
     def build(temporary: Path) -> None:
         with tempfile.TemporaryDirectory() as scratch:

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 from scipy import sparse
 
+from scipy.sparse.csgraph import connected_components
+
 from mvf import discovery
 
 D_IN = 16
@@ -32,23 +34,90 @@ def _planted(n_tokens: int = 3000, seed: int = 0):
     return decoder, np.clip(codes, 0, None)
 
 
-def test_threshold_graph_finds_the_ring_and_the_pairs():
-    decoder, _ = _planted(10)
-    labels = discovery.threshold_clusters(decoder, 0.5)
-    assert len(set(labels[:CIRCLE])) == 1
-    assert len(set(labels)) == 4
+def _reference_graph(decoder: np.ndarray, k: int, cutoff: float) -> np.ndarray:
+    """The top-k graph from the dense similarity matrix, one feature at a time (plain reference)."""
+    unit = decoder / np.linalg.norm(decoder, axis=1, keepdims=True)
+    sims = unit @ unit.T
+    np.fill_diagonal(sims, -np.inf)
+    edges = sparse.lil_matrix((len(sims), len(sims)))
+    for i, row in enumerate(sims):
+        for j in np.argsort(-row)[:k]:
+            if row[j] > cutoff:
+                edges[i, j] = edges[j, i] = 1
+    return connected_components(edges.tocsr(), directed=False)[1]
 
 
-def test_spectral_clustering_is_deterministic_and_separates_the_groups():
+def _clustered(n_groups: int = 12, per_group: int = 15, d_in: int = 24, spread: float = 0.35, seed: int = 0):
+    """Unit directions in ``n_groups`` noisy bundles, shuffled; returns (decoder, group of each row)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_groups, d_in))
+    groups = rng.permutation(np.repeat(np.arange(n_groups), per_group))
+    decoder = centres[groups] / np.linalg.norm(centres[groups], axis=1, keepdims=True)
+    return decoder + spread * rng.normal(size=decoder.shape) / np.sqrt(d_in), groups
+
+
+def test_nearest_neighbours_match_the_dense_ranking_across_blocks():
+    decoder, _ = _clustered()
+    values, indices = discovery.nearest_neighbours(decoder, 4, block=7)
+    sims = discovery.similarities(decoder)
+    np.fill_diagonal(sims, -np.inf)
+    np.testing.assert_array_equal(indices, np.argsort(-sims, axis=1, kind="stable")[:, :4])
+    np.testing.assert_allclose(values, np.take_along_axis(sims, indices, axis=1), atol=1e-6)
+    assert (indices != np.arange(len(decoder))[:, None]).all()
+
+
+def test_the_papers_affinity_and_zero_diagonal():
+    np.testing.assert_allclose(discovery.angular_affinity(np.array([1.0 + 1e-7, 0.0, -1.0, 0.5])), [1, 0.5, 0, 2 / 3])
+    decoder, _ = _clustered()
+    sims = discovery.similarities(decoder)
+    assert (np.diag(sims) == 0).all() and np.allclose(sims, sims.T, atol=1e-6)
+    graph = discovery.knn_affinity(decoder, 5)
+    assert (graph != graph.T).nnz == 0 and graph.getnnz(axis=1).min() >= 5
+    dense = discovery.angular_affinity(sims)
+    rows, cols = graph.nonzero()
+    np.testing.assert_allclose(graph[rows, cols].A1, dense[rows, cols], atol=1e-5)
+
+
+def test_top_k_graph_links_the_ring_with_back_edges_and_matches_the_dense_reference():
     decoder, _ = _planted(10)
-    first = discovery.spectral_clusters(decoder, 4, seed=0)
-    assert np.array_equal(first, discovery.spectral_clusters(decoder, 4, seed=0))
-    assert discovery.cluster_stability(first, discovery.threshold_clusters(decoder, 0.5)) == 1.0
+    labels = discovery.graph_clusters(decoder, k=2, cutoff=0.5)
+    assert len(set(labels[:CIRCLE])) == 1 and len(set(labels)) == 4
+    clustered, _ = _clustered()
+    for k in (2, 3, 4):
+        for cutoff in (0.3, 0.5, 0.7):
+            expected = _reference_graph(clustered, k, cutoff)
+            assert discovery.cluster_stability(discovery.graph_clusters(clustered, k, cutoff), expected) == 1.0
+    # A hub: feature 0 is nearest to 1 and 2, while 3's nearest is 0; only the back-edge joins 3 to the cluster.
+    hub = np.array([[1.0, 0, 0], [0.99, 0.14, 0], [0.99, -0.14, 0], [0.8, 0, 0.6]])
+    assert len(set(discovery.graph_clusters(hub, k=2, cutoff=0.5))) == 1
+
+
+def test_spectral_clustering_is_seeded_separates_the_groups_and_the_sparse_path_agrees():
+    decoder, groups = _clustered()
+    first = discovery.spectral_clusters(decoder, 12, seed=0)
+    assert np.array_equal(first, discovery.spectral_clusters(decoder, 12, seed=0))
+    assert discovery.cluster_stability(first, groups) > 0.95
+    assert discovery.cluster_stability(discovery.spectral_clusters(decoder, 12, seed=0, n_neighbours=20), first) > 0.95
+
+
+def test_stability_across_seeds_is_high_only_where_there_is_structure():
+    decoder, _ = _clustered()
+    assert discovery.cluster_stability(discovery.spectral_clusters(decoder, 12, seed=0),
+                                       discovery.spectral_clusters(decoder, 12, seed=1)) > 0.95  # fmt: skip
+    noise = np.random.default_rng(0).normal(size=(180, 24))
+    assert discovery.cluster_stability(discovery.spectral_clusters(noise, 12, seed=0),
+                                       discovery.spectral_clusters(noise, 12, seed=1)) < 0.8  # fmt: skip
+
+
+def test_mean_plane_score_drops_degenerate_planes_and_counts_a_dummy_zero():
+    assert discovery.mean_plane_score(np.array([0.8, 0.5]), np.array([0.2, 0.005])) == pytest.approx(0.8 * 0.8 / 2)
+    assert discovery.mean_plane_score(np.array([0.9]), np.array([0.0])) == 0.0
+    assert discovery.mean_plane_score(np.array([0.6, 0.4]), np.array([0.5, 0.5])) == pytest.approx((0.3 + 0.2) / 3)
 
 
 def test_reconstruction_equals_the_dense_formula():
     decoder, codes = _planted(400)
-    labels = discovery.threshold_clusters(decoder, 0.5)
+    labels = discovery.graph_clusters(decoder, 2, 0.5)
     result = discovery.cluster_reconstructions(sparse.csr_matrix(codes), decoder, labels, sorted(set(labels)))
     for cluster, (tokens, points) in result.items():
         members = labels == cluster
@@ -59,7 +128,7 @@ def test_reconstruction_equals_the_dense_formula():
 
 def test_ranking_puts_the_planted_circle_first():
     decoder, codes = _planted()
-    labels = discovery.threshold_clusters(decoder, 0.5)
+    labels = discovery.graph_clusters(decoder, 2, 0.5)
     strings = ["day" if t % 2 == 0 else "line" for t in range(len(codes))]
     table = discovery.rank_clusters(sparse.csr_matrix(codes), decoder, labels, strings, n_components=2,
                                     watch={"day": ["day"]})  # fmt: skip
@@ -75,7 +144,7 @@ def test_ranking_puts_the_planted_circle_first():
 
 def test_word_specific_features_find_the_circle_features():
     decoder, codes = _planted()
-    labels = discovery.threshold_clusters(decoder, 0.5)
+    labels = discovery.graph_clusters(decoder, 2, 0.5)
     strings = ["day" if t % 2 == 0 else "line" for t in range(len(codes))]
     table = discovery.word_specific_features(sparse.csr_matrix(codes), labels, strings, ["day"], top=CIRCLE)
     assert sorted(table["feature"]) == list(range(CIRCLE))
@@ -88,9 +157,9 @@ def test_bad_input():
     with pytest.raises(ValueError, match="n_clusters"):
         discovery.spectral_clusters(decoder, 1)
     with pytest.raises(ValueError, match="d_sae, d_in"):
-        discovery.threshold_clusters(decoder[0])
+        discovery.graph_clusters(decoder[0])
     with pytest.raises(ValueError, match="all-zero"):
-        discovery.threshold_clusters(np.vstack([decoder, np.zeros(D_IN)]))
+        discovery.graph_clusters(np.vstack([decoder, np.zeros(D_IN)]))
     with pytest.raises(ValueError, match="token_strings"):
         discovery.rank_clusters(sparse.csr_matrix(codes), decoder, np.zeros(len(decoder), int), ["x"])
 
@@ -101,3 +170,14 @@ def test_planes_stop_at_the_rank_of_the_reconstructions():
     assert discovery._planes(flat, 5, 4096, rng).shape == (1, 300, 2)
     line = rng.normal(size=(300, 1)) @ rng.normal(size=(1, 16))
     assert discovery._planes(line, 5, 4096, rng).shape[0] == 0
+
+
+def test_each_cluster_is_measured_on_min_5_size_components():
+    decoder, codes = _planted()
+    labels = discovery.graph_clusters(decoder, 2, 0.5)
+    strings = ["day" if t % 2 == 0 else "line" for t in range(len(codes))]
+    table = discovery.rank_clusters(sparse.csr_matrix(codes), decoder, labels, strings)
+    # Pairs of line features: 2 components, 1 plane. The ring: 7 features whose reconstructions span only a plane.
+    assert (table["planes"] == 1).all() and len(table) == 4
+    assert (table["score"] <= table["best plane (ours)"] / 2 + 1e-12).all()
+    assert table.loc[0, "cluster"] == labels[0]

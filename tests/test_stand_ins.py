@@ -38,3 +38,12 @@ def test_bad_requests_are_refused(tokenizers, tmp_path):
         stand_ins.serve_sae("gpt2-small-res-jb", tmp_path, d_in=64, d_sae=100)
     with pytest.raises(ValueError, match="no offline tokenizer"):
         paper_tokenizers.for_profile("smollm2-135m", tmp_path)
+
+
+def test_a_served_stand_in_is_reused_and_another_seed_replaces_it(tmp_path):
+    folder = stand_ins.serve_model("gpt2-small", tmp_path)
+    weights = next(folder.glob("*.safetensors"))
+    first = weights.stat().st_mtime_ns
+    assert stand_ins.serve_model("gpt2-small", tmp_path) == folder and weights.stat().st_mtime_ns == first
+    stand_ins.serve_model("gpt2-small", tmp_path, seed=1)
+    assert next(folder.glob("*.safetensors")).stat().st_mtime_ns != first
