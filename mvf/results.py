@@ -61,7 +61,10 @@ CLAIMS = (
           "best cyclic-order score of the 12 month centroids over layers"),
     Claim("weekday cluster rank", "discovery", "Unsupervised SAE clustering finds day and month circles among the most "
           "irreducible clusters (GPT-2 layer 7, Mistral 7B layer 8).",
-          "irreducibility rank of the cluster with the largest share of day-name tokens (1 = top)", decimals=0),
+          "rank, by the paper's mean plane score, of the best-ranked cluster whose tokens are mostly day names "
+          "(1 = top; none: no such cluster)", decimals=0),
+    Claim("month cluster rank", "discovery", "(the same, for months)",
+          "the same for month names", decimals=0),
     Claim("weekdays accuracy", "arithmetic", "Mistral 7B and Llama 3 8B solve many Weekdays problems.",
           "Weekdays accuracy among the 7 allowed answers (chance 0.14)"),
     Claim("months accuracy", "arithmetic", "… and many Months problems.",
@@ -107,9 +110,10 @@ def _check_numbers(numbers: dict, source: str) -> None:
     unknown = sorted(set(numbers) - set(KEYS))
     if unknown:
         raise ValueError(f"{source}: unknown result keys {unknown}; the claims are {list(KEYS)}.")
-    bad = [key for key, value in numbers.items() if not isinstance(value, (int, float)) or not math.isfinite(value)]
+    bad = [key for key, value in numbers.items()
+           if value is not None and (not isinstance(value, (int, float)) or not math.isfinite(value))]  # fmt: skip
     if bad:
-        raise ValueError(f"{source}: results {bad} are not finite numbers.")
+        raise ValueError(f"{source}: results {bad} are not finite numbers (or None: not found).")
 
 
 def record(
@@ -117,6 +121,8 @@ def record(
     settings: dict[str, str | int | float] | None = None,
 ) -> Path:  # fmt: skip
     """Save a chapter's headline numbers for ``profile`` with date, hardware and versions; returns the file.
+
+    A number may be None: the thing measured was not found (shown as "none").
 
     ``settings`` say what the numbers were measured on (task, position, layer,
     chance, …); the results page shows them beside each number.
@@ -133,7 +139,7 @@ def record(
         "date": datetime.date.today().isoformat(),
         "hardware": hardware(),
         "versions": _versions(),
-        "numbers": {key: float(value) for key, value in numbers.items()},
+        "numbers": {key: None if value is None else float(value) for key, value in numbers.items()},
         "settings": settings,
     }
     write_atomically(path, lambda stream: stream.write((json.dumps(entry, indent=2) + "\n").encode()))
@@ -163,7 +169,7 @@ def at_a_glance(records: list[dict]) -> pd.DataFrame:
     settings they were measured with (task, position, layer, …) and the date;
     claims nobody measured for a profile show "—".
     """
-    columns: dict[str, dict[str, tuple[float, str]]] = {}
+    columns: dict[str, dict[str, tuple[float | None, str]]] = {}
     for entry in records:
         column = columns.setdefault(f"{entry['profile']} ({entry['hardware']})", {})
         settings = "; ".join(f"{key} {value:.2f}" if isinstance(value, float) else f"{key} {value}"
@@ -174,7 +180,10 @@ def at_a_glance(records: list[dict]) -> pd.DataFrame:
     for claim in CLAIMS:
         row = {"claim (paper)": claim.paper, "measured here": claim.measured, "chapter": claim.chapter}
         for name, numbers in columns.items():
-            value, note = numbers.get(claim.key, (None, None))
-            row[name] = "—" if value is None else f"{value:.{claim.decimals}f} ({note})"
+            if claim.key not in numbers:
+                row[name] = "—"
+                continue
+            value, note = numbers[claim.key]
+            row[name] = f"{'none' if value is None else f'{value:.{claim.decimals}f}'} ({note})"
         rows.append(row)
     return pd.DataFrame(rows)

@@ -53,8 +53,8 @@ def cluster_browser(table, codes, decoder: np.ndarray, labels: np.ndarray, strin
     def redraw(cluster: int) -> None:
         tokens, projected = discovery.cluster_projection(codes, decoder, labels, cluster)
         row = table.set_index("cluster").loc[cluster]
-        figure, axes = plt.subplots(1, projected.shape[1] - 1, figsize=(16, 3.8))
-        for pair, ax in enumerate(axes):
+        figure, axes = plt.subplots(1, projected.shape[1] - 1, figsize=(16, 3.8), squeeze=False)
+        for pair, ax in enumerate(axes.flat):
             plots.cluster_panel(projected, [strings[t] for t in tokens], (pair, pair + 1), ax)
         figure.suptitle(f"cluster {cluster}: {row['features']} features, S={row['S']:.2f}, M={row['M']:.2f}; {row['top tokens']}")
         figure.tight_layout()

@@ -24,14 +24,15 @@ def test_record_round_trip_with_provenance(tmp_path):
 def test_table_has_every_claim_and_marks_what_is_missing(tmp_path):
     results.record("circles", "smollm2-135m", {"days cyclic order": 1.0}, tmp_path)
     results.record("arithmetic", "smollm2-135m", {"weekdays accuracy": 0.143}, tmp_path)
-    results.record("discovery", "smollm2-135m", {"weekday cluster rank": 157}, tmp_path)
+    results.record("discovery", "smollm2-135m", {"weekday cluster rank": 157, "month cluster rank": None}, tmp_path)
     table = results.at_a_glance(results.load_records(tmp_path))
     assert len(table) == len(results.CLAIMS)
     column = f"smollm2-135m ({results.hardware()})"
     measured = table.set_index("chapter")[column]
     assert measured["circles"].iloc[0].startswith("1.00 (") and measured["arithmetic"].iloc[0].startswith("0.14 (")
-    assert measured["discovery"].startswith("157 ("), "a rank is shown as a whole number"
-    assert (table[column] == "—").sum() == len(results.CLAIMS) - 3
+    assert measured["discovery"].iloc[0].startswith("157 ("), "a rank is shown as a whole number"
+    assert measured["discovery"].iloc[1].startswith("none ("), "not found is shown as none, not as missing"
+    assert (table[column] == "—").sum() == len(results.CLAIMS) - 4
 
 
 def test_no_records_gives_an_empty_table_not_an_error(tmp_path):
