@@ -136,7 +136,7 @@ def patched_logits(
     """Final-token logits ``(n, d_vocab)`` with the activation at (``hook``, ``positions[i]``) set to ``replacements[i]``."""
     check_hook(model, hook)
     tokens, lengths = pad_prompts(model, prompts)
-    values = torch.as_tensor(replacements, dtype=torch.float32)
+    values = torch.tensor(replacements, dtype=torch.float32)  # a copy: replacements may be a read-only view
     last = torch.tensor(lengths) - 1
     out = []
     for start in range(0, len(prompts), batch_size):

@@ -18,6 +18,7 @@ import torch
 from filelock import FileLock
 from transformer_lens.model_bridge import TransformerBridge
 
+from mvf import control
 from mvf.cache import CACHE_DIR, build_folder_atomically, sha256_file
 from mvf.progress import library_bars_off
 
@@ -38,7 +39,8 @@ class ModelProfile:
     ``mvf.sae.RELEASES``, or ``"embedded"``); ``off_circle_layer``: the
     off-circle chapter's default layer, the input of that block
     (``hook_resid_pre``; the paper's Mistral layer 5; for the others ours, at
-    about the same depth).
+    about the same depth). ``constructed``: built by :mod:`mvf.control` into
+    the cache on first load (the positive control), not downloaded.
     """
 
     name: str
@@ -54,6 +56,7 @@ class ModelProfile:
     gguf_file: str | None = None
     sae_release: str | None = None
     off_circle_layer: int = 4
+    constructed: bool = False
 
     @property
     def weights_gib(self) -> float:
@@ -123,6 +126,18 @@ PROFILES: dict[str, ModelProfile] = {
             dtype="bfloat16",
             description="Llama 3 8B, the paper's second intervention model (gated on the hub: needs HF_TOKEN)",
             off_circle_layer=5,
+        ),
+        ModelProfile(
+            name="circle-control",
+            hf_id="mvf/circle-control",
+            n_layers=3,
+            d_model=32,
+            n_params=9.6e3,
+            dtype="float32",
+            description="the positive control: a 3-layer Llama-architecture model whose weights are set by hand to "
+            "compute the Weekdays and Months problems through circles (mvf.control); runs on a CPU",
+            constructed=True,
+            off_circle_layer=1,
         ),
         ModelProfile(
             name="gemma-2-2b",
@@ -255,6 +270,8 @@ def load_model(
     torch_dtype = getattr(torch, dtype or p.dtype)
     if path is None and p.gguf_file is not None:
         path = embedded_gguf(p)
+    if path is None and p.constructed:
+        path = control.build(CACHE_DIR / p.name)
     if path is not None:
         path = Path(path)
         if not path.exists():

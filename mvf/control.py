@@ -1,0 +1,212 @@
+"""A positive control: a small Llama-architecture model built by hand to compute the calendar problems with circles.
+
+Training a small transformer on the Weekdays and Months problems in the
+book's time budget did not give a model that solves them (0.65–0.88 training
+accuracy in our trials), so this model is *constructed*: its weights are set
+so that its computation goes through a circle, and the book's pipeline (probes,
+patching, ablations) must find that circle. A negative result on a real model
+means something only when the same code finds the circle here.
+
+How it computes, on the paper's prompts ("… Two days from Monday is"):
+
+- **embeddings** (layer 0): a day name carries its start on a 7-circle, a
+  month name on a 12-circle, a number word its shift on both; every token
+  also has a constant coordinate (it keeps the RMS norms nearly equal) and a
+  small random identity part (so that PCA and patching see more than the circles);
+- **block 0, attention**: the last token (" is") attends only to the
+  calendar names and number words and copies their circles to itself
+  (the queries and keys use the head's slowest rotary pair, so position hardly matters);
+- **block 1, MLP**: the gated SiLU products rotate the start by the shift,
+  cos(a + b) = cos a cos b − sin a sin b and sin(a + b) = sin a cos b +
+  cos a sin b, each product read off ``silu(G + x)·y − silu(G)·y ≈ x·y`` for a large constant G;
+- **block 2**: nothing (all weights zero), so that the answer circle is the
+  input of a block (``hook_resid_pre`` of layer 2), where the book's chapters look;
+- **unembedding**: a name's logit is the cosine between the answer circle and the name's angle.
+
+So at the operand position only layer 0 carries the start (no later
+attention reads it), and at the last token layer 1 carries the start and the
+shift, and layer 2 the answer on its circle.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mvf.cache import build_folder_atomically
+from mvf.dates import DAYS, MONTHS
+from mvf.progress import library_bars_off
+
+D_MODEL, D_HEAD, D_MLP, N_LAYERS = 32, 16, 16, 3
+VERSION = 2  # bump when the construction changes: a cached build of another version is rebuilt
+SEED = 0
+CONSTANT, KEY, QUERY = 0, 1, 2
+DAY_START, DAY_SHIFT, MONTH_START, MONTH_SHIFT = (3, 4), (5, 6), (7, 8), (9, 10)
+DAY_ANSWER, MONTH_ANSWER = (11, 12), (13, 14)
+IDENTITY = slice(15, D_MODEL)  # each token's small random part
+NORM_SQUARED = 72.0  # every embedding's squared norm; the constant coordinate (about 8.2) makes up the rest
+SPECIALS = ("<unk>", "<s>", "</s>", "<pad>")
+
+
+def _words() -> list[str]:
+    """Every pre-token of every task's prompt and answer, in a fixed order."""
+    from mvf import tasks
+
+    pre_tokenize = _pre_tokenizer().pre_tokenize_str
+    seen: dict[str, None] = {}
+    for name in sorted(tasks.TASKS):
+        for problem in tasks.task(name):
+            for text in (problem.prompt, *(problem.prompt + problem.separator + n for n in problem.names)):
+                seen |= dict.fromkeys(word for word, _ in pre_tokenize(text))
+    return list(seen)
+
+
+def _pre_tokenizer():
+    from tokenizers import pre_tokenizers
+
+    return pre_tokenizers.Sequence([pre_tokenizers.Metaspace(), pre_tokenizers.Punctuation()])
+
+
+def tokenizer():
+    """A word-level tokenizer over the tasks' words (SentencePiece-style "▁" for spaces), BOS ``<s>``."""
+    from tokenizers import Tokenizer, decoders, models
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {word: i for i, word in enumerate([*SPECIALS, *_words()])}
+    inner = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    inner.pre_tokenizer = _pre_tokenizer()
+    inner.decoder = decoders.Metaspace()
+    return PreTrainedTokenizerFast(tokenizer_object=inner, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
+                                   pad_token="<pad>")  # fmt: skip
+
+
+def _circle(value: int, period: int) -> np.ndarray:
+    return np.array([np.cos(2 * np.pi * value / period), np.sin(2 * np.pi * value / period)])
+
+
+def _embeddings(vocab: dict[str, int]) -> np.ndarray:
+    """``(d_vocab, d_model)``: constant, key/query flags, circles, identity noise."""
+    from mvf.tasks import NUMBER_WORDS
+
+    rng = np.random.default_rng(SEED)
+    embed = np.zeros((len(vocab), D_MODEL))
+    embed[:, IDENTITY] = 0.3 * rng.standard_normal((len(vocab), D_MODEL - IDENTITY.start))
+    for word, i in vocab.items():
+        name = word.removeprefix("▁")
+        if name in DAYS:
+            embed[i, list(DAY_START)] = _circle(DAYS.index(name), 7)
+        if name in MONTHS:
+            embed[i, list(MONTH_START)] = _circle(MONTHS.index(name), 12)
+        if name in NUMBER_WORDS:
+            embed[i, list(DAY_SHIFT)] = _circle(NUMBER_WORDS.index(name) + 1, 7)
+            embed[i, list(MONTH_SHIFT)] = _circle(NUMBER_WORDS.index(name) + 1, 12)
+        embed[i, KEY] = float(name in DAYS or name in MONTHS or name in NUMBER_WORDS)
+        embed[i, QUERY] = float(word == "▁is")
+    # Every token gets the same norm: RMSNorm then scales them all alike, and the attention's two picks weigh the same.
+    embed[:, CONSTANT] = np.sqrt(NORM_SQUARED - (embed**2).sum(axis=1))
+    return embed
+
+
+def _mlp_products(rms: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gate ``(d_mlp, d_model)``, up ``(d_mlp, d_model)`` and down ``(d_model, d_mlp)`` of the rotation.
+
+    Inputs arrive RMS-normalised (divided by ``rms``) and halved by the
+    attention's average over two tokens; the down projection scales the answer back to unit size.
+    """
+    gate, up, down = np.zeros((D_MLP, D_MODEL)), np.zeros((D_MLP, D_MODEL)), np.zeros((D_MODEL, D_MLP))
+    offset = 20.0 * rms / 8.0  # so that the constant coordinate gives a gate of 20 after normalisation
+    scale = (2 * rms) ** 2  # each product of two halved, normalised coordinates, back to unit size
+    neuron = 0
+    for start, shift, answer in ((DAY_START, DAY_SHIFT, DAY_ANSWER), (MONTH_START, MONTH_SHIFT, MONTH_ANSWER)):
+        (cos_a, sin_a), (cos_b, sin_b), (out_cos, out_sin) = start, shift, answer
+        baselines = {}
+        for y in (cos_b, sin_b):  # silu(G)·y, subtracted from every product with y
+            gate[neuron, CONSTANT], up[neuron, y] = offset, 1.0
+            baselines[y], neuron = neuron, neuron + 1
+        for x, y, out, sign in ((cos_a, cos_b, out_cos, 1), (sin_a, sin_b, out_cos, -1),
+                                (sin_a, cos_b, out_sin, 1), (cos_a, sin_b, out_sin, 1)):  # fmt: skip
+            gate[neuron, [CONSTANT, x]], up[neuron, y] = [offset, 1.0], 1.0
+            down[out, neuron] = sign * scale
+            down[out, baselines[y]] -= sign * scale
+            neuron += 1
+    return gate, up, down
+
+
+def _state_dict(vocab: dict[str, int], config) -> dict[str, torch.Tensor]:
+    embed = _embeddings(vocab)
+    # After block 0's attention the last token adds two circles of norm 1/2 (the start's and the shift's).
+    typical = float(np.sqrt(NORM_SQUARED / D_MODEL))  # every token's RMS
+    gate, up, down = _mlp_products(float(np.sqrt((NORM_SQUARED + 0.5) / D_MODEL)))
+    zeros = {name: torch.zeros_like(tensor) for name, tensor in _empty_model(config).state_dict().items()}
+    weights = dict(zeros)
+    for name in weights:
+        if name.endswith("norm.weight"):
+            weights[name] = torch.ones_like(weights[name])
+    weights["model.embed_tokens.weight"] = torch.tensor(embed, dtype=torch.float32)
+    attention = "model.layers.0.self_attn."
+    q, k = torch.zeros(D_HEAD * 2, D_MODEL), torch.zeros(D_HEAD * 2, D_MODEL)
+    slowest = D_HEAD // 2 - 1  # the rotary pair (slowest, slowest + D_HEAD/2) turns least with position
+    q[slowest, QUERY], k[slowest, KEY] = 40.0, 40.0
+    weights[attention + "q_proj.weight"], weights[attention + "k_proj.weight"] = q, k
+    v, o = torch.zeros(D_HEAD * 2, D_MODEL), torch.zeros(D_MODEL, D_HEAD * 2)
+    carried = [*DAY_START, *DAY_SHIFT, *MONTH_START, *MONTH_SHIFT]
+    for head_dim, coordinate in enumerate(carried):  # values are normalised tokens: scale them back by their RMS
+        v[head_dim, coordinate], o[coordinate, head_dim] = 1.0, typical
+    weights[attention + "v_proj.weight"], weights[attention + "o_proj.weight"] = v, o
+    mlp = "model.layers.1.mlp."
+    weights[mlp + "gate_proj.weight"] = torch.tensor(gate, dtype=torch.float32)
+    weights[mlp + "up_proj.weight"] = torch.tensor(up, dtype=torch.float32)
+    weights[mlp + "down_proj.weight"] = torch.tensor(down, dtype=torch.float32)
+    unembed = torch.zeros(len(vocab), D_MODEL)
+    for word, i in vocab.items():
+        name = word.removeprefix("▁")
+        if word.startswith("▁") and name in DAYS:
+            unembed[i, list(DAY_ANSWER)] = 10.0 * torch.tensor(_circle(DAYS.index(name), 7), dtype=torch.float32)
+        if word.startswith("▁") and name in MONTHS:
+            unembed[i, list(MONTH_ANSWER)] = 10.0 * torch.tensor(_circle(MONTHS.index(name), 12), dtype=torch.float32)
+    weights["lm_head.weight"] = unembed
+    return weights
+
+
+def _config(tokenizer_):
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=len(tokenizer_), hidden_size=D_MODEL, intermediate_size=D_MLP, num_hidden_layers=N_LAYERS,
+        num_attention_heads=2, num_key_value_heads=2, head_dim=D_HEAD, max_position_embeddings=256,
+        rms_norm_eps=1e-6, rope_theta=1e6, tie_word_embeddings=False, hidden_act="silu",
+        bos_token_id=tokenizer_.bos_token_id, eos_token_id=tokenizer_.eos_token_id, pad_token_id=tokenizer_.pad_token_id,
+    )  # fmt: skip
+
+
+def _empty_model(config):
+    from transformers import LlamaForCausalLM
+
+    return LlamaForCausalLM(config)
+
+
+def build(folder: Path) -> Path:
+    """Write the control (weights, config, tokenizer) to ``folder`` with ``save_pretrained``; reused if built.
+
+    Deterministic: the same version and seed give the same weights.
+    """
+    folder = Path(folder)
+    marker = folder / "control.json"
+    if marker.exists() and json.loads(marker.read_text()) == {"version": VERSION, "seed": SEED}:
+        return folder
+
+    def write(temporary: Path) -> None:
+        tokenizer_ = tokenizer()
+        config = _config(tokenizer_)
+        model = _empty_model(config)
+        model.load_state_dict(_state_dict(tokenizer_.get_vocab(), config))
+        with library_bars_off():
+            model.save_pretrained(temporary)
+        tokenizer_.save_pretrained(temporary)
+        (temporary / "control.json").write_text(json.dumps({"version": VERSION, "seed": SEED}))
+
+    build_folder_atomically(folder, write)
+    return folder
