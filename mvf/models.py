@@ -137,7 +137,7 @@ PROFILES: dict[str, ModelProfile] = {
             description="the positive control: a 3-layer Llama-architecture model whose weights are set by hand to "
             "compute the Weekdays and Months problems through circles (mvf.control); runs on a CPU",
             constructed=True,
-            off_circle_layer=1,
+            off_circle_layer=0,  # the only layer whose operand activation is read
         ),
         ModelProfile(
             name="gemma-2-2b",

@@ -1,6 +1,7 @@
 """The positive control: built deterministically, solves the tasks, and the patching pipeline finds its circles."""
 
 import hashlib
+import re
 
 import numpy as np
 import pytest
@@ -88,3 +89,9 @@ def test_the_model_chapters_find_the_controls_circle(tmp_path):
     printed = _printed(outcomes[0]["notebook"])
     assert "layer 2: the circle patch gains 100% of the full patch's gain" in printed
     assert "final token, hook_resid_pre of layer 2: the circle patch gains 100%" in printed
+    # Moving the start around its circle (at layer 0, the only layer whose operand is read) moves the answer with it.
+    assert "from the mean activation (the paper's): at radius 1.0 the most likely answer is the one the angle implies " \
+           "for 1.00 of the angles" in _printed(outcomes[1]["notebook"])  # fmt: skip
+    shares = re.search(r"final token, paper's order: the circle of the answer adds at most ([\d.]+) "
+                       r"\(blocks.2.hook_resid_pre\); circles of shuffled orders ([\d.]+)", _printed(outcomes[2]["notebook"]))
+    assert shares and float(shares[1]) > float(shares[2]) + 0.2
