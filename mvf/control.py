@@ -117,7 +117,7 @@ def _mlp_products(rms: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     attention's average over two tokens; the down projection scales the answer back to unit size.
     """
     gate, up, down = np.zeros((D_MLP, D_MODEL)), np.zeros((D_MLP, D_MODEL)), np.zeros((D_MODEL, D_MLP))
-    offset = 20.0 * rms / 8.0  # so that the constant coordinate gives a gate of 20 after normalisation
+    offset = 20.0 * rms / 8.0  # the constant coordinate (about 8) then gives gates of about 20 after normalisation
     scale = (2 * rms) ** 2  # each product of two halved, normalised coordinates, back to unit size
     neuron = 0
     for start, shift, answer in ((DAY_START, DAY_SHIFT, DAY_ANSWER), (MONTH_START, MONTH_SHIFT, MONTH_ANSWER)):
@@ -140,11 +140,8 @@ def _state_dict(vocab: dict[str, int], config) -> dict[str, torch.Tensor]:
     # After block 0's attention the last token adds two circles of norm 1/2 (the start's and the shift's).
     typical = float(np.sqrt(NORM_SQUARED / D_MODEL))  # every token's RMS
     gate, up, down = _mlp_products(float(np.sqrt((NORM_SQUARED + 0.5) / D_MODEL)))
-    zeros = {name: torch.zeros_like(tensor) for name, tensor in _empty_model(config).state_dict().items()}
-    weights = dict(zeros)
-    for name in weights:
-        if name.endswith("norm.weight"):
-            weights[name] = torch.ones_like(weights[name])
+    weights = {name: torch.ones_like(tensor) if name.endswith("norm.weight") else torch.zeros_like(tensor)
+               for name, tensor in _empty_model(config).state_dict().items()}  # fmt: skip
     weights["model.embed_tokens.weight"] = torch.tensor(embed, dtype=torch.float32)
     attention = "model.layers.0.self_attn."
     q, k = torch.zeros(D_HEAD * 2, D_MODEL), torch.zeros(D_HEAD * 2, D_MODEL)
