@@ -278,6 +278,24 @@ def word_specific_features(
     return pd.DataFrame({"feature": chosen, "cluster": labels[chosen], "share on words": share[chosen], "fires on": fires[chosen]})
 
 
+def activation_by_word(
+    codes: sparse.csr_matrix, token_strings: Sequence[str], features: Sequence[int], words: Sequence[str]
+) -> pd.DataFrame:
+    """Each feature's activation on each word as a share of its activation on all of ``words``: ``(features, words)``.
+
+    Shows how a few word-specific features split a set of names (rows sum to
+    1; a feature that never fires on the words has a row of zeros).
+    """
+    if codes.shape[0] != len(token_strings):
+        raise ValueError(f"codes has {codes.shape[0]} tokens but token_strings has {len(token_strings)}.")
+    stripped = np.array([s.strip() for s in token_strings])
+    chosen = sparse.csc_matrix(codes)[:, list(features)]
+    totals = np.column_stack([np.asarray(chosen[stripped == word].sum(axis=0)).ravel() for word in words])
+    sums = totals.sum(axis=1, keepdims=True)
+    shares = np.divide(totals, sums, out=np.zeros_like(totals), where=sums > 0)
+    return pd.DataFrame(shares, index=pd.Index(list(features), name="feature"), columns=list(words))
+
+
 def cluster_projection(
     codes: sparse.csr_matrix, decoder: np.ndarray, labels: np.ndarray, cluster: int, n_components: int = N_COMPONENTS
 ) -> tuple[np.ndarray, np.ndarray]:

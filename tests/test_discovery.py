@@ -181,3 +181,12 @@ def test_each_cluster_is_measured_on_min_5_size_components():
     assert (table["planes"] == 1).all() and len(table) == 4
     assert (table["score"] <= table["best plane (ours)"] / 2 + 1e-12).all()
     assert table.loc[0, "cluster"] == labels[0]
+
+
+def test_activation_by_word_splits_each_features_activation_over_the_words():
+    codes = sparse.csr_matrix(np.array([[1.0, 0.0], [3.0, 2.0], [0.0, 0.0], [4.0, 0.0]]))
+    table = discovery.activation_by_word(codes, [" Monday", "Tuesday", "x", "Monday "], [0, 1], ["Monday", "Tuesday"])
+    np.testing.assert_allclose(table.to_numpy(), [[5 / 8, 3 / 8], [0.0, 1.0]])
+    assert list(table.index) == [0, 1]
+    with pytest.raises(ValueError, match="token_strings"):
+        discovery.activation_by_word(codes, ["x"], [0], ["Monday"])
