@@ -23,9 +23,9 @@ How it computes, on the paper's prompts ("… Two days from Monday is"):
   input of a block (``hook_resid_pre`` of layer 2), where the book's chapters look;
 - **unembedding**: a name's logit is the cosine between the answer circle and the name's angle.
 
-So at the operand position only layer 0 carries the start (no later
-attention reads it), and at the last token layer 1 carries the start and the
-shift, and layer 2 the answer on its circle.
+So the operand token keeps the start at every layer, but only layer 0's is
+read (by block 0's attention); at the last token layer 1 carries the start and
+the shift, and layer 2 the answer on its circle.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from mvf.dates import DAYS, MONTHS
 from mvf.progress import library_bars_off
 
 D_MODEL, D_HEAD, D_MLP, N_LAYERS = 32, 16, 16, 3
-VERSION = 2  # bump when the construction changes: a cached build of another version is rebuilt
+VERSION = 3  # bump when the construction changes: a cached build of another version is rebuilt
 SEED = 0
 CONSTANT, KEY, QUERY = 0, 1, 2
 DAY_START, DAY_SHIFT, MONTH_START, MONTH_SHIFT = (3, 4), (5, 6), (7, 8), (9, 10)
@@ -137,9 +137,10 @@ def _mlp_products(rms: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _state_dict(vocab: dict[str, int], config) -> dict[str, torch.Tensor]:
     embed = _embeddings(vocab)
-    # After block 0's attention the last token adds two circles of norm 1/2 (the start's and the shift's).
+    # After block 0's attention the last token adds three circles of norm 1/2: the start's and the shift's on both
+    # the 7- and the 12-circle (a number word carries both).
     typical = float(np.sqrt(NORM_SQUARED / D_MODEL))  # every token's RMS
-    gate, up, down = _mlp_products(float(np.sqrt((NORM_SQUARED + 0.5) / D_MODEL)))
+    gate, up, down = _mlp_products(float(np.sqrt((NORM_SQUARED + 0.75) / D_MODEL)))
     weights = {name: torch.ones_like(tensor) if name.endswith("norm.weight") else torch.zeros_like(tensor)
                for name, tensor in _empty_model(config).state_dict().items()}  # fmt: skip
     weights["model.embed_tokens.weight"] = torch.tensor(embed, dtype=torch.float32)

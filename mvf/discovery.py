@@ -123,14 +123,18 @@ def spectral_clusters(
             angular_affinity(similarities(decoder))
         )
     # ARPACK's shift-invert factorises the graph's Laplacian, which fills in on a kNN graph (over 5 minutes at
-    # 24 576 features on 2 cores); algebraic multigrid takes 91 s and 1.1 GiB there (bench/discovery.py scale).
+    # 24 576 features on 2 cores); algebraic multigrid takes 105 s and 1.3 GiB there (bench/discovery.py scale).
     model = SpectralClustering(n_clusters=n_clusters, affinity="precomputed", random_state=seed, eigen_solver="amg")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         labels = model.fit_predict(knn_affinity(decoder, n_neighbours, device))
-    if any("tolerance" in str(warning.message) for warning in caught):
-        warnings.warn("the spectral embedding's eigensolver (LOBPCG with multigrid) stopped before its tolerance; "
-                      "the clusters are approximate (more n_neighbours, or fewer clusters, converge better).", stacklevel=2)
+    for warning in caught:  # LOBPCG prints its whole residual vector when short of tolerance; say it in one line
+        if "tolerance" in str(warning.message):
+            warnings.warn("the spectral embedding's eigensolver (LOBPCG with multigrid) stopped before its tolerance; "
+                          "the clusters are approximate (more n_neighbours, or fewer clusters, converge better).",
+                          stacklevel=2)  # fmt: skip
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     return labels
 
 
@@ -142,7 +146,11 @@ def graph_clusters(
     Each feature links to its ``k`` most similar features whose cosine
     similarity exceeds ``cutoff`` (the paper: k = 2, 3 or 4, cutoff 0.5);
     edges count both ways (back-edges). ``(d_sae, d_in)`` → labels
-    ``(d_sae,)``, numbered by first appearance (deterministic).
+    ``(d_sae,)``, numbered by first appearance (deterministic). This is the
+    authors' later code; the Mistral clusters the paper published came from an
+    earlier version in which a feature's top 2 included itself (one real
+    neighbour) and components of 1 or of 1 000+ features were dropped:
+    ``k=1`` gives those components.
     """
     values, indices = nearest_neighbours(decoder, k, device=device)
     n = len(values)
@@ -179,8 +187,8 @@ def cluster_reconstructions(
 def mean_plane_score(s: np.ndarray, m: np.ndarray) -> float:
     """The paper's cluster score from S and M of its planes ``(n_planes,)``: mean S·(1 − M), M < 0.01 dropped, a dummy 0 in.
 
-    The dummy 0 pulls clusters measured on few planes toward 0; a plane with
-    M < 0.01 has (almost) no point on any line, which the paper treats as degenerate.
+    The dummy 0 pulls clusters measured on few planes toward 0; the planes
+    with M < 0.01 are dropped as in the authors' code.
     """
     kept = np.asarray(m) >= MIN_MIXTURE
     return float((np.asarray(s)[kept] * (1 - np.asarray(m)[kept])).sum() / (kept.sum() + 1))
@@ -225,7 +233,9 @@ def rank_clusters(
     mean of S·(1 − M) over the planes, planes with M < 0.01 dropped and a
     dummy 0 included; the table is ranked by it. ``best plane (ours)`` is the
     highest S·(1 − M) of a single plane, whose PCs, S and M the row shows.
-    Subsampling to ``max_points`` is seeded.
+    Ours, not the authors': the seeded subsample of ``max_points`` firing
+    tokens (they take the first 20 000), the ``MIN_POINTS`` floor, and no upper
+    limit on a cluster's size.
     """
     if codes.shape[0] != len(token_strings):
         raise ValueError(f"codes has {codes.shape[0]} tokens but token_strings has {len(token_strings)}.")

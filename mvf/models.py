@@ -132,7 +132,7 @@ PROFILES: dict[str, ModelProfile] = {
             hf_id="mvf/circle-control",
             n_layers=3,
             d_model=32,
-            n_params=9.6e3,
+            n_params=2.04e4,
             dtype="float32",
             description="the positive control: a 3-layer Llama-architecture model whose weights are set by hand to "
             "compute the Weekdays and Months problems through circles (mvf.control); runs on a CPU",

@@ -1,7 +1,6 @@
 """The positive control: built deterministically, solves the tasks, and the patching pipeline finds its circles."""
 
 import hashlib
-import re
 
 import numpy as np
 import pytest
@@ -69,29 +68,3 @@ def test_patching_the_last_residual_stream_gives_the_donors_logits_exactly(model
     torch.testing.assert_close(patched, tasks.final_logits(model, donors), rtol=0, atol=1e-5)
     assert not torch.allclose(patched, tasks.final_logits(model, problems))
 
-
-def _printed(notebook) -> str:
-    return "".join(output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", []))
-
-
-def test_the_model_chapters_find_the_controls_circle(tmp_path):
-    """The interventions, off-circle and decomposition chapters, unchanged, with MODEL = "circle-control"."""
-    from mvf import execute
-
-    pages = {page.stem: page for page in execute.model_chapters()}
-    runs = [(pages["interventions"], {"MODEL": "circle-control", "TASK": "weekdays", "POSITION": "final",
-                                      "LAYER_STEP": 1, "PER_PROBLEM": None}),
-            (pages["off_circle"], {"MODEL": "circle-control", "TASK": "weekdays"}),
-            (pages["decompose"], {"MODEL": "circle-control", "TASK": "weekdays", "LAYER_STEP": 1})]  # fmt: skip
-    outcomes = execute.execute_variants(runs, {"MVF_RESULTS": str(tmp_path)})
-    for outcome in outcomes:
-        assert outcome["error"] is None, (outcome["page"].stem, outcome["error"])
-    printed = _printed(outcomes[0]["notebook"])
-    assert "layer 2: the circle patch gains 100% of the full patch's gain" in printed
-    assert "final token, hook_resid_pre of layer 2: the circle patch gains 100%" in printed
-    # Moving the start around its circle (at layer 0, the only layer whose operand is read) moves the answer with it.
-    assert "from the mean activation (the paper's): at radius 1.0 the most likely answer is the one the angle implies " \
-           "for 1.00 of the angles" in _printed(outcomes[1]["notebook"])  # fmt: skip
-    shares = re.search(r"final token, paper's order: the circle of the answer adds at most ([\d.]+) "
-                       r"\(blocks.2.hook_resid_pre\); circles of shuffled orders ([\d.]+)", _printed(outcomes[2]["notebook"]))
-    assert shares and float(shares[1]) > float(shares[2]) + 0.2

@@ -1,4 +1,5 @@
-"""Every model chapter under every paper profile, offline: random-weight stand-ins served from a local hub cache.
+"""Every model chapter under every paper profile, offline: random-weight stand-ins served from a local hub cache;
+and the positive control through the chapters that patch, move and decompose, where the answer is known.
 
 The stand-ins (``mvf.stand_ins``) have each profile's architecture and real
 tokenizer (13 layers at most, d_model 64), and the SAEs their release's file layout;
@@ -6,6 +7,8 @@ the chapters load them through ``models.load_model(MODEL)`` and
 ``sae.load_sae`` exactly as on Colab. Their outputs are noise, so this checks
 that every code path runs; the settings are smaller to keep it quick.
 """
+
+import re
 
 import pytest
 
@@ -18,6 +21,12 @@ QUICK = {
     "interventions": {"LAYER_STEP": 6, "PER_PROBLEM": 1},
     "decompose": {"LAYER_STEP": 6},
     "off_circle": {"N_ANGLES": 12, "N_RADII": 4},
+}
+# The positive control (mvf.control) through the chapters that patch, move and decompose, unchanged.
+CONTROL = {
+    "interventions": {"TASK": "weekdays", "POSITION": "final", "LAYER_STEP": 1, "PER_PROBLEM": None},
+    "off_circle": {"TASK": "weekdays"},
+    "decompose": {"TASK": "weekdays", "LAYER_STEP": 1},
 }
 SAE_WIDTH = 256  # any width serves the SAELens-format releases; Gemma Scope's is fixed by its folder name
 # Discovery cannot run for these, and must say why in the cell that finds out.
@@ -39,6 +48,8 @@ def runs(tmp_path_factory):
            "MVF_CACHE": str(tmp_path_factory.mktemp("cache")), "MVF_RESULTS": str(tmp_path_factory.mktemp("results"))}
     variants = [(page, {"MODEL": name, **QUICK.get(page.stem, {})})
                 for page in execute.model_chapters() for name in PROFILES]
+    variants += [(page, {"MODEL": "circle-control", **CONTROL[page.stem]})
+                 for page in execute.model_chapters() if page.stem in CONTROL]
     return {(outcome["page"].stem, outcome["parameters"]["MODEL"]): outcome
             for outcome in execute.execute_variants(variants, env)}
 
@@ -58,3 +69,23 @@ def test_chapter_runs_under_profile(runs, chapter, name):
     assert outcome["error"] is None, outcome["error"]
     injected = [cell for cell in outcome["notebook"].cells if "injected-parameters" in cell.metadata.get("tags", [])]
     assert len(injected) == 1 and f'MODEL = "{name}"' in injected[0].source
+
+
+def _printed(notebook) -> str:
+    return "".join(output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", []))
+
+
+def test_the_model_chapters_find_the_controls_circle(runs):
+    """The interventions, off-circle and decomposition chapters, unchanged, with MODEL = "circle-control"."""
+    for chapter in CONTROL:
+        assert runs[(chapter, "circle-control")]["error"] is None, runs[(chapter, "circle-control")]["error"]
+    printed = _printed(runs[("interventions", "circle-control")]["notebook"])
+    assert "layer 2: the circle patch gains 100% of the full patch's gain" in printed
+    assert "final token, hook_resid_pre of layer 2: the circle patch gains 100%" in printed
+    # Moving the start around its circle (at layer 0, the only layer whose operand is read) moves the answer with it.
+    assert "from the mean activation (the paper's): at radius 1.0 the most likely answer is the one the angle implies " \
+           "for 1.00 of the angles" in _printed(runs[("off_circle", "circle-control")]["notebook"])  # fmt: skip
+    shares = re.search(r"final token, paper's order: the circle of the answer adds at most ([\d.]+) "
+                       r"\(blocks.2.hook_resid_pre\); circles of shuffled orders ([\d.]+)",
+                       _printed(runs[("decompose", "circle-control")]["notebook"]))  # fmt: skip
+    assert shares and float(shares[1]) > float(shares[2]) + 0.2
