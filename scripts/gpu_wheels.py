@@ -4,7 +4,7 @@
 
 Downloads ``scripts/gpu_wheels.txt`` for CPython 3.12 on manylinux x86_64
 without dependencies, stores each wheel uncompressed (same files, so the
-wheels' RECORD hashes hold) and packs them in one xz stream: 24 MB instead of
+wheels' RECORD hashes hold) and packs them in one xz stream: 26 MB instead of
 56 MB as downloaded, inside the device tool's 64 MiB transfer limit.
 """
 
