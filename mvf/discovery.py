@@ -165,6 +165,11 @@ def cluster_stability(labels_a: np.ndarray, labels_b: np.ndarray) -> float:
     return float(adjusted_rand_score(labels_a, labels_b))
 
 
+def _check_tokens(codes: sparse.spmatrix, token_strings: Sequence[str]) -> None:
+    if codes.shape[0] != len(token_strings):
+        raise ValueError(f"codes has {codes.shape[0]} tokens but token_strings has {len(token_strings)}.")
+
+
 def cluster_reconstructions(
     codes: sparse.csr_matrix, decoder: np.ndarray, labels: np.ndarray, clusters: Sequence[int]
 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
@@ -237,8 +242,7 @@ def rank_clusters(
     tokens (they take the first 20 000), the ``MIN_POINTS`` floor, and no upper
     limit on a cluster's size.
     """
-    if codes.shape[0] != len(token_strings):
-        raise ValueError(f"codes has {codes.shape[0]} tokens but token_strings has {len(token_strings)}.")
+    _check_tokens(codes, token_strings)
     rng = np.random.default_rng(seed)
     stripped = [s.strip() for s in token_strings]
     watched = {name: np.array([s in set(words) for s in stripped]) for name, words in (watch or {}).items()}
@@ -278,8 +282,7 @@ def word_specific_features(
     Columns: feature, its cluster in ``labels``, that share, and on how many
     tokens it fires. Shows where the SAE keeps a concept the clustering did not surface.
     """
-    if codes.shape[0] != len(token_strings):
-        raise ValueError(f"codes has {codes.shape[0]} tokens but token_strings has {len(token_strings)}.")
+    _check_tokens(codes, token_strings)
     on_words = np.isin([s.strip() for s in token_strings], list(words))
     total = np.asarray(codes.sum(axis=0)).ravel()
     share = np.divide(np.asarray(codes[on_words].sum(axis=0)).ravel(), total, out=np.zeros_like(total), where=total > 0)
@@ -296,8 +299,7 @@ def activation_by_word(
     Shows how a few word-specific features split a set of names (rows sum to
     1; a feature that never fires on the words has a row of zeros).
     """
-    if codes.shape[0] != len(token_strings):
-        raise ValueError(f"codes has {codes.shape[0]} tokens but token_strings has {len(token_strings)}.")
+    _check_tokens(codes, token_strings)
     stripped = np.array([s.strip() for s in token_strings])
     chosen = sparse.csc_matrix(codes)[:, list(features)]
     totals = np.column_stack([np.asarray(chosen[stripped == word].sum(axis=0)).ravel() for word in words])

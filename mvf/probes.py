@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from sklearn.model_selection import KFold
 
 DEFAULT_K = 5  # the paper's PCA dimension
@@ -105,3 +106,22 @@ def permutation_baseline(
     values = np.asarray(values)
     return np.array([cross_validate(activations, generator.permutation(period)[values], period, k, seed=seed)["circle R2"]
                      for _ in range(shuffles)])  # fmt: skip
+
+
+def quality_by_layer(
+    clean_by_hook: dict[str, np.ndarray], values: np.ndarray, period: int, k: int = DEFAULT_K, seed: int = 0
+) -> pd.DataFrame:
+    """Per hook (in order, ``layer`` 0, 1, …): ``cross_validate``'s scores, the shuffled-order baseline and the margin.
+
+    ``clean_by_hook``: ``{hook: (n, d)}``. Columns: ``layer``, the circle and
+    linear probes' R² and angular errors, ``shuffled R2 (mean)`` and
+    ``shuffled R2 (max)`` (``permutation_baseline``), and ``margin``, the
+    circle R² minus the shuffled maximum.
+    """
+    rows = []
+    for layer, activations in enumerate(clean_by_hook.values()):
+        shuffled = permutation_baseline(activations, values, period, k=k, seed=seed)
+        rows.append({"layer": layer} | cross_validate(activations, values, period, k=k, seed=seed)
+                    | {"shuffled R2 (mean)": shuffled.mean(), "shuffled R2 (max)": shuffled.max()})  # fmt: skip
+    table = pd.DataFrame(rows)
+    return table.assign(margin=table["circle R2"] - table["shuffled R2 (max)"])

@@ -52,3 +52,18 @@ def test_shuffled_calendar_orders_are_the_probes_baseline():
     # Arbitrary class codes: the real order is just one more arbitrary order, inside the shuffled ones' range.
     shuffled = probes.permutation_baseline(arbitrary, values, 7)
     assert shuffled.min() <= probes.cross_validate(arbitrary, values, 7)["circle R2"] <= shuffled.max()
+
+
+def test_quality_by_layer_is_cross_validation_beside_its_shuffled_baseline():
+    rng = np.random.default_rng(0)
+    values = np.repeat(np.arange(12), 4)
+    circle = np.column_stack([np.cos(2 * np.pi * values / 12), np.sin(2 * np.pi * values / 12)])
+    clean = {"blocks.0": circle @ rng.normal(size=(2, 12)) + 0.05 * rng.normal(size=(48, 12)),
+             "blocks.1": rng.normal(size=(48, 12))}  # fmt: skip
+    table = probes.quality_by_layer(clean, values, 12, k=2, seed=0)
+    assert list(table["layer"]) == [0, 1]
+    assert table.loc[0, "circle R2"] == probes.cross_validate(clean["blocks.0"], values, 12, k=2, seed=0)["circle R2"]
+    shuffled = probes.permutation_baseline(clean["blocks.0"], values, 12, k=2, seed=0)
+    assert table.loc[0, "shuffled R2 (max)"] == shuffled.max() and table.loc[0, "shuffled R2 (mean)"] == shuffled.mean()
+    np.testing.assert_allclose(table["margin"], table["circle R2"] - table["shuffled R2 (max)"])
+    assert table.loc[0, "margin"] > 0.3 > table.loc[1, "margin"]
