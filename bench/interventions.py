@@ -1,6 +1,6 @@
 """A layer sweep of circle patching, batched, against one problem at a time, in the same run.
 
-    python bench/interventions.py [--task weekday-successor] [--layers 0,4,8,12] [--batch-size 64]
+    python bench/interventions.py [--task weekday-successor] [--layers 0,4,8,12] [--batch-size 512]
 
 Both sides compute the same patched activations (probe fitted per layer) and
 run every (problem, target) pair through the embedded model with a hook; the
@@ -23,7 +23,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="weekday-successor")
     parser.add_argument("--layers", default="0,4,8,12")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=512)
     args = parser.parse_args()
 
     model = models.load_model("smollm2-135m", device="cpu")

@@ -57,6 +57,34 @@ def sampling_prompts() -> list[str]:
     return prompts
 
 
+# Instructions whose answers name one day (month) per short line: the generated text is dense in calendar names,
+# and every name starts a list equally often because the start rotates.
+CALENDAR_FORMATS = (
+    "Make a to-do list for one week about {topic}, one line per day, from {day} to {last_day}. "
+    "Start each line with the name of the day.",
+    "Write a diary of one week about {topic}: one short sentence for each day, starting on {day}. "
+    "Begin each sentence with the name of the day.",
+    "Write a year-long plan about {topic}, one line per month, from {month} to {last_month}. "
+    "Start each line with the name of the month.",
+    "Write a list of dates for {topic} over the coming months, starting in {month}, one per line, "
+    "each with its weekday and month written in full, like '{day}, 14 {month}'.",
+)
+
+
+def calendar_prompts() -> list[str]:
+    """Instructions for calendar-dense lists, crossing formats, topics, start days and start months.
+
+    Deterministic order, shuffled with a fixed seed so that every batch mixes formats and starts.
+    """
+    prompts = []
+    for form, topic, start in itertools.product(CALENDAR_FORMATS, TOPICS, range(84)):
+        day, month = DAYS[start % 7], MONTHS[start % 12]
+        prompts.append(
+            form.format(topic=topic, day=day, last_day=DAYS[(start + 6) % 7], month=month, last_month=MONTHS[(start + 11) % 12])
+        )
+    return [prompts[i] for i in np.random.default_rng(0).permutation(len(prompts))]
+
+
 def _fortune_documents(folder: Path) -> Iterator[str]:
     for path in sorted(folder.iterdir()):
         if path.suffix or not path.is_file() or path.is_symlink():

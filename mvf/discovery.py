@@ -25,7 +25,7 @@ from sklearn.cluster import SpectralClustering
 from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score
 
-from mvf import metrics
+from mvf import geometry, metrics
 
 N_COMPONENTS = 5  # the paper's top-5 PCA components
 MIN_POINTS = 100  # a 10×10 histogram for S needs at least this many points
@@ -314,3 +314,30 @@ def cluster_projection(
     """One cluster's firing tokens ``(m,)`` and their reconstructions on its top min(n_components, size) PCs ``(m, k)``."""
     tokens, points = cluster_reconstructions(codes, decoder, labels, [cluster])[cluster]
     return tokens, PCA(n_components=min(n_components, int((labels == cluster).sum()))).fit_transform(points)
+
+
+def calendar_order(projected: np.ndarray, token_strings: Sequence[str], words: Sequence[str]) -> pd.DataFrame:
+    """Whether the names' centroids go round in calendar order, on each consecutive pair of a cluster's components.
+
+    ``projected`` ``(m, k)`` holds the cluster's firing tokens on its top
+    components (``cluster_projection``), ``token_strings`` their ``m``
+    strings, ``words`` the names in calendar order. One row per plane: the
+    cyclic-order score of the names' centroids (``geometry.cyclic_order_score``),
+    its chance level for that many names, and how many tokens of each name
+    the centroids average. A name the cluster never fires on leaves the
+    score undefined (NaN) rather than scored over a shorter, different cycle.
+    """
+    if len(token_strings) != len(projected):
+        raise ValueError(f"{len(token_strings)} token_strings for {len(projected)} projected tokens; pass one per token.")
+    stripped = np.array([s.strip() for s in token_strings])
+    counts = np.array([(stripped == word).sum() for word in words])
+    chance = geometry.random_order_score(len(words))
+    rows = []
+    for first in range(projected.shape[1] - 1):
+        plane = projected[:, first : first + 2]
+        score = np.nan
+        if counts.min() > 0:
+            score = geometry.cyclic_order_score(np.stack([plane[stripped == word].mean(axis=0) for word in words]))
+        rows.append({"pcs": f"{first + 1},{first + 2}", "cyclic order": score, "chance": chance,
+                     "fewest tokens of a name": int(counts.min())})  # fmt: skip
+    return pd.DataFrame(rows)

@@ -9,15 +9,18 @@ through the model in batches with one hook (``patched_logits``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import torch
 from tqdm.std import tqdm  # text bars on stderr: a notebook widget would not render in the book
 
-from mvf.activations import check_hook, logits_at_positions, pad_prompts
-from mvf.probes import CircleProbe, circle_targets
+from mvf.activations import check_hook, collect_at_positions, logits_at_positions, pad_prompts
+from mvf.probes import CircleProbe, circle_targets, fit_circle_probe, quality_by_layer
 from mvf.tasks import Problem, candidates
+from mvf.tasks import positions as positions_in
+from mvf.tokens import prepends_bos
 
 
 POSITIONS = ("operand", "final")
@@ -169,9 +172,9 @@ def effect(logits: torch.Tensor, candidates: torch.Tensor, old: np.ndarray, new:
 
 def sweep(
     model, problems: list[Problem], probes_by_hook: dict[str, CircleProbe], clean_by_hook: dict[str, np.ndarray],
-    positions: np.ndarray, position: str, per_problem: int | None = None, batch_size: int = 64, seed: int = 0,
+    positions: np.ndarray, position: str, per_problem: int | None = None, batch_size: int = 512, seed: int = 0,
 ) -> pd.DataFrame:  # fmt: skip
-    """Effect of every method at every hook: one row per (hook, method), all pairs batched through the model.
+    """Effect of every method at every hook: one row per (hook, method); every method's pairs go through the model together.
 
     ``positions``: ``(n_problems,)`` token positions patched, at the
     ``position`` ("operand" or "final") whose value the probes read
@@ -186,14 +189,51 @@ def sweep(
     new = np.array([problems[j].answer for j in donors])
     prompts = [problems[i].prompt for i in index]
     rows = []
+    n = len(index)
     for hook, probe in tqdm(probes_by_hook.items(), desc="layers"):
-        for name, method in methods(probe, clean_by_hook[hook], donors, seed).items():
-            logits = patched_logits(model, prompts, hook, positions[index], method(index, target), batch_size)
-            rows.append({"hook": hook, "layer": check_hook(model, hook), "method": name} | effect(logits, allowed, old, new))
+        # One call for all methods: a few large batches cost a fraction of many small ones (bench/interventions.py).
+        replaced = {name: method(index, target) for name, method in methods(probe, clean_by_hook[hook], donors, seed).items()}
+        logits = patched_logits(model, prompts * len(replaced), hook, np.tile(positions[index], len(replaced)),
+                                np.concatenate(list(replaced.values())), batch_size)  # fmt: skip
+        for k, name in enumerate(replaced):
+            measured = effect(logits[k * n : (k + 1) * n], allowed, old, new)
+            rows.append({"hook": hook, "layer": check_hook(model, hook), "method": name} | measured)
     return pd.DataFrame(rows).assign(chance=1 / period)
 
 
-def verdict(accuracy: pd.Series, chance: float) -> str:
+def position_sweep(
+    model, problems: list[Problem], position: str, hooks: list[str], sweep_hooks: list[str], k: int = 5,
+    per_problem: int | None = None, seed: int = 0, cache_dir=None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """Probes at every hook of ``hooks`` and every method at ``sweep_hooks``, at one ``position`` of every problem.
+
+    The clean activations at ``position`` ("operand" or "final", from the
+    tokenization) are collected at every hook (cached under ``cache_dir``
+    when given); returns ``probes.quality_by_layer``'s table and ``sweep``'s,
+    each with a ``position`` column.
+    """
+    period = problems[0].period
+    where = np.array([positions_in(model.tokenizer, p, prepends_bos(model))[position] for p in problems])
+    values = read_values(problems, position)
+    clean = collect_at_positions(model, [p.prompt for p in problems], where, hooks, cache_dir=cache_dir)
+    clean = {hook: acts.numpy().astype(np.float64) for hook, acts in clean.items()}
+    quality = quality_by_layer(clean, values, period, k=k, seed=seed).assign(position=position)
+    fitted = {hook: fit_circle_probe(clean[hook], values, period, k=k) for hook in sweep_hooks}
+    effects = sweep(model, problems, fitted, clean, where, position, per_problem=per_problem, seed=seed)
+    return quality, effects.assign(position=position)
+
+
+class Verdict(NamedTuple):
+    """The paper's claim judged at one layer: ``category`` is one of ``VERDICTS``; ``sentence`` says why, with the numbers."""
+
+    category: str
+    sentence: str
+
+
+VERDICTS = ("inconclusive", "matches", "partly matches", "does not match")
+
+
+def verdict(accuracy: pd.Series, chance: float) -> Verdict:
     """The paper's claim for one layer, judged against chance: does the circle patch move the answer as the full patch does?
 
     ``accuracy``: method → share of pairs whose allowed answer became the new
@@ -204,12 +244,12 @@ def verdict(accuracy: pd.Series, chance: float) -> str:
     """
     full, circle = accuracy["full patch"], accuracy["circle patch"]
     if full < 2 * chance:
-        return (f"inconclusive: the full patch itself moves only {full:.2f} of the answers (chance {chance:.2f}), "
-                "so there is no effect for the circle to reproduce")
+        return Verdict("inconclusive", f"inconclusive: the full patch itself moves only {full:.2f} of the answers "
+                       f"(chance {chance:.2f}), so there is no effect for the circle to reproduce")  # fmt: skip
     share = (circle - chance) / (full - chance)
-    judged = "matches the paper" if share >= 0.8 else "does not match the paper" if share < 0.5 else "partly matches the paper"
-    return (f"the circle patch gains {share:.0%} of the full patch's gain over chance ({circle:.2f} and {full:.2f} "
-            f"against chance {chance:.2f}): this {judged}")
+    category = "matches" if share >= 0.8 else "does not match" if share < 0.5 else "partly matches"
+    return Verdict(category, f"the circle patch gains {share:.0%} of the full patch's gain over chance ({circle:.2f} "
+                   f"and {full:.2f} against chance {chance:.2f}): this {category} the paper")  # fmt: skip
 
 
 def off_circle(

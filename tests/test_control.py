@@ -68,3 +68,14 @@ def test_patching_the_last_residual_stream_gives_the_donors_logits_exactly(model
     torch.testing.assert_close(patched, tasks.final_logits(model, donors), rtol=0, atol=1e-5)
     assert not torch.allclose(patched, tasks.final_logits(model, problems))
 
+
+
+def test_position_sweep_probes_every_hook_and_patches_the_chosen_ones(model):
+    problems = tasks.task("months")
+    hooks = activations.resid_hooks(model, "hook_resid_pre")
+    quality, effects = interventions.position_sweep(model, problems, "final", hooks, hooks[2:], k=5, per_problem=1)
+    assert quality["layer"].tolist() == list(range(len(hooks))) and set(quality["position"]) == {"final"}
+    assert quality.loc[2, "margin"] > 0.3 > quality.loc[0, "circle R2"]  # the answer's circle exists only at layer 2
+    accuracy = effects.set_index("method")["accuracy"]
+    assert set(effects["layer"]) == {2} and accuracy["full patch"] == accuracy["circle patch"] == 1.0
+    assert accuracy["before"] == 0.0

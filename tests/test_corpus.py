@@ -1,6 +1,8 @@
 """mvf.corpus: the shipped corpus is as large as its provenance says, and damage is reported."""
 
 import lzma
+import re
+from collections import Counter
 
 import pytest
 
@@ -17,13 +19,23 @@ def test_corpus_holds_a_million_tokens_as_recorded(model, texts):
     record = corpus.provenance()
     assert counted == record["tokens"]
     assert counted >= 1_000_000
-    assert set(record["tokens_by_source"]) == set(corpus.DEBIAN_SOURCES) | {"smollm2-samples"}
+    assert set(record["tokens_by_source"]) == set(corpus.DEBIAN_SOURCES) | {"smollm2-samples", "smollm2-calendar-lists"}
 
 
 def test_name_counts_match_provenance_and_every_name_occurs(texts):
     counts = corpus.name_counts(texts)
     assert counts == corpus.provenance()["name_counts"]
     assert min(counts.values()) > 0
+    by_source = corpus.provenance()["name_counts_by_source"]
+    assert {name: sum(table[name] for table in by_source.values()) for name in counts} == counts
+
+
+def test_calendar_prompts_rotate_every_start_evenly():
+    prompts = corpus.calendar_prompts()
+    assert prompts == corpus.calendar_prompts()
+    starts = Counter(re.search(r"(?:from|starting on|starting in) (\w+)", p).group(1) for p in prompts)
+    days, months = [starts[n] for n in dates.DAYS], [starts[n] for n in dates.MONTHS]
+    assert len(set(days)) == 1 and len(set(months)) == 1 and sum(days) + sum(months) == len(prompts)
 
 
 def test_name_contexts_are_balanced_and_labelled(texts):

@@ -190,3 +190,22 @@ def test_activation_by_word_splits_each_features_activation_over_the_words():
     assert list(table.index) == [0, 1]
     with pytest.raises(ValueError, match="token_strings"):
         discovery.activation_by_word(codes, ["x"], [0], ["Monday"])
+
+
+def test_calendar_order_scores_each_plane_and_needs_every_name():
+    days = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+    angles = 2 * np.pi * np.arange(7) / 7
+    rng = np.random.default_rng(0)
+    tokens = np.repeat(np.arange(7), 20)
+    # Components 1-2: a circle in calendar order; components 2-3 pair it with noise of the same size.
+    projected = np.column_stack([np.cos(angles[tokens]), np.sin(angles[tokens]), rng.permutation(np.cos(angles[tokens]))])
+    projected += rng.normal(scale=0.05, size=projected.shape)
+    strings = [f" {days[t]}" for t in tokens]
+    table = discovery.calendar_order(projected, strings, days)
+    assert list(table["pcs"]) == ["1,2", "2,3"]
+    assert table.loc[0, "cyclic order"] == 1.0 and table.loc[1, "cyclic order"] < 1.0
+    assert table.loc[0, "chance"] == pytest.approx(0.27, abs=0.01) and table.loc[0, "fewest tokens of a name"] == 20
+    no_sunday = discovery.calendar_order(projected[tokens < 6], strings[: 6 * 20], days)
+    assert no_sunday["cyclic order"].isna().all() and (no_sunday["fewest tokens of a name"] == 0).all()
+    with pytest.raises(ValueError, match="one per token"):
+        discovery.calendar_order(projected, strings[:-1], days)

@@ -76,11 +76,12 @@ def test_the_donor_is_the_matching_problem(name):
 
 def test_the_verdict_is_relative_to_chance():
     chance = 1 / 7
-    no_effect = pd.Series({"full patch": 0.15, "circle patch": 0.16})
-    assert interventions.verdict(no_effect, chance).startswith("inconclusive")
-    assert "matches the paper" in interventions.verdict(pd.Series({"full patch": 0.9, "circle patch": 0.8}), chance)
-    assert "does not match" in interventions.verdict(pd.Series({"full patch": 0.9, "circle patch": 0.2}), chance)
-    assert "partly" in interventions.verdict(pd.Series({"full patch": 0.9, "circle patch": 0.6}), chance)
+    judge = lambda full, circle: interventions.verdict(pd.Series({"full patch": full, "circle patch": circle}), chance)  # noqa: E731
+    assert judge(0.15, 0.16).category == "inconclusive" and judge(0.15, 0.16).sentence.startswith("inconclusive")
+    assert judge(0.9, 0.8).category == "matches" and judge(0.9, 0.8).sentence.endswith("this matches the paper")
+    assert judge(0.9, 0.2).category == "does not match" and "gains 8%" in judge(0.9, 0.2).sentence
+    assert judge(0.9, 0.6).category == "partly matches"
+    assert {judge(f, c).category for f, c in [(0.15, 0.16), (0.9, 0.8), (0.9, 0.2), (0.9, 0.6)]} == set(interventions.VERDICTS)
 
 
 def test_patching_the_last_residual_at_the_final_token_gives_the_donors_logits(model):

@@ -1,0 +1,89 @@
+"""Intervention sweeps computed once and shipped: every layer, both positions, for a model and task.
+
+On 2 CPU cores a sweep of every layer at both positions takes minutes, more
+than a book build can spend on one chapter; ``scripts/sweep_interventions.py``
+computes it with ``interventions.position_sweep`` and stores it here with its
+settings and provenance. The interventions chapter recomputes some of its
+layers live and checks that they agree with the stored rows
+(``disagreement``), so a stored sweep that the code no longer reproduces
+fails the build instead of being shown.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from mvf.cache import write_atomically
+
+SWEEPS = Path(__file__).parent / "data" / "sweeps"
+KEYS = ("hook", "layer", "method", "position")  # what identifies a row of ``interventions.sweep``'s table
+
+
+class StoredSweep(NamedTuple):
+    """A stored sweep: the ``settings`` it was computed with, its provenance, and the two tables."""
+
+    settings: dict
+    provenance: dict
+    quality: pd.DataFrame
+    effects: pd.DataFrame
+
+
+def path_for(model_name: str, task: str, folder: Path = SWEEPS) -> Path:
+    return Path(folder) / f"{model_name}-{task}.json"
+
+
+def save(
+    model_name: str, task: str, settings: dict, provenance: dict, quality: pd.DataFrame, effects: pd.DataFrame,
+    folder: Path = SWEEPS,
+) -> Path:  # fmt: skip
+    """Write the sweep atomically as one JSON file; returns its path."""
+    path = path_for(model_name, task, folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"settings": settings, "provenance": provenance,
+               "quality": quality.to_dict(orient="list"), "effects": effects.to_dict(orient="list")}  # fmt: skip
+    write_atomically(path, lambda stream: stream.write(json.dumps(payload, indent=1).encode()))
+    return path
+
+
+def load(model_name: str, task: str, folder: Path = SWEEPS) -> StoredSweep | None:
+    """The stored sweep of ``model_name`` on ``task``, None if there is none; ``ValueError`` if the file is damaged."""
+    path = path_for(model_name, task, folder)
+    if not path.exists():
+        return None
+    regenerate = f"regenerate it with `python scripts/sweep_interventions.py --model {model_name} --task {task}`"
+    try:
+        payload = json.loads(path.read_text())
+        stored = StoredSweep(payload["settings"], payload["provenance"], pd.DataFrame(payload["quality"]),
+                             pd.DataFrame(payload["effects"]))  # fmt: skip
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{path} is damaged ({error.__class__.__name__}: {error}); {regenerate}.") from error
+    missing = [column for column in (*KEYS, "accuracy", "logit diff") if column not in stored.effects]
+    if missing or stored.effects.empty:
+        raise ValueError(f"{path} has no effects table with columns {missing or list(KEYS)}; {regenerate}.")
+    return stored
+
+
+def differing_settings(stored: StoredSweep, settings: dict) -> dict[str, tuple]:
+    """The settings whose stored value differs from the wanted one: ``{key: (stored, wanted)}``."""
+    return {key: (stored.settings.get(key), value) for key, value in settings.items() if stored.settings.get(key) != value}
+
+
+def disagreement(stored: pd.DataFrame, live: pd.DataFrame) -> pd.DataFrame:
+    """For each live row of ``interventions.sweep``'s table, how far the stored row is: ``|Δ accuracy|``, ``|Δ logit diff|``.
+
+    ``ValueError`` if a live row has no stored counterpart (a layer, method or
+    position the stored sweep lacks).
+    """
+    merged = live.merge(stored, on=list(KEYS), how="left", suffixes=("", " stored"), indicator=True)
+    absent = merged[merged["_merge"] != "both"]
+    if len(absent):
+        raise ValueError(f"the stored sweep lacks {len(absent)} live rows, e.g. {absent[list(KEYS)].iloc[0].to_dict()}.")
+    return merged[list(KEYS)].assign(**{
+        "|Δ accuracy|": np.abs(merged["accuracy"] - merged["accuracy stored"]),
+        "|Δ logit diff|": np.abs(merged["logit diff"] - merged["logit diff stored"]),
+    })  # fmt: skip
