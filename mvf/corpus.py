@@ -57,8 +57,8 @@ def sampling_prompts() -> list[str]:
     return prompts
 
 
-# Instructions whose answers name one day (month) per short line: the generated text is dense in calendar names,
-# and every name starts a list equally often because the start rotates.
+# Instructions whose answers name one day (month) per short line: the generated text is dense in calendar names, and
+# the start of each list rotates over the names (every name starts equally often over the whole list of prompts).
 CALENDAR_FORMATS = (
     "Make a to-do list for one week about {topic}, one line per day, from {day} to {last_day}. "
     "Start each line with the name of the day.",

@@ -45,16 +45,18 @@ def _calendar_steps(order: np.ndarray) -> np.ndarray:
     return np.maximum((steps == 1).mean(axis=-1), (steps == p - 1).mean(axis=-1))
 
 
-def random_order_score(p: int, draws: int = 20_000, seed: int = 0) -> float:
+def random_order_score(p: int, draws: int = 20_000, seed: int = 0, planes: int = 1) -> float:
     """Expected ``cyclic_order_score`` of p classes placed at random angles (simulated, seeded).
 
     The chance level of the score: about 0.27 for 7 classes and 0.14 for 12
-    (``draws`` random arrangements), not the 2/(p − 1) one might guess.
+    (``draws`` random arrangements), not the 2/(p − 1) one might guess. With
+    ``planes`` > 1, the expected *best* of that many independent arrangements:
+    the chance level of a score maximised over several planes.
     """
     if p < 3:
         raise ValueError(f"a cyclic order needs at least 3 classes, got {p}.")
-    angles = np.random.default_rng(seed).uniform(0, 2 * np.pi, size=(draws, p))
-    return float(_calendar_steps(np.argsort(angles, axis=1)).mean())
+    angles = np.random.default_rng(seed).uniform(0, 2 * np.pi, size=(draws, planes, p))
+    return float(_calendar_steps(np.argsort(angles, axis=-1)).max(axis=1).mean())
 
 
 def layer_circle_scores(activations: dict[str, np.ndarray], labels: np.ndarray, n_classes: int) -> pd.DataFrame:

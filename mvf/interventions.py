@@ -134,9 +134,14 @@ def methods(probe: CircleProbe, clean: np.ndarray, donors: np.ndarray, seed: int
 
 
 def patched_logits(
-    model, prompts: list[str], hook: str, positions: np.ndarray, replacements: np.ndarray, batch_size: int = 64
-) -> torch.Tensor:
-    """Final-token logits ``(n, d_vocab)`` with the activation at (``hook``, ``positions[i]``) set to ``replacements[i]``."""
+    model, prompts: list[str], hook: str, positions: np.ndarray, replacements: np.ndarray, batch_size: int = 64,
+    columns: torch.Tensor | None = None,
+) -> torch.Tensor:  # fmt: skip
+    """Final-token logits ``(n, d_vocab)`` with the activation at (``hook``, ``positions[i]``) set to ``replacements[i]``.
+
+    ``columns``: token ids ``(n, c)``; then only those logits of each row are
+    kept, ``(n, c)``, so that many rows never hold a whole vocabulary each.
+    """
     check_hook(model, hook)
     tokens, lengths = pad_prompts(model, prompts)
     values = torch.tensor(replacements, dtype=torch.float32)  # a copy: replacements may be a read-only view
@@ -152,17 +157,18 @@ def patched_logits(
             activation[rows, where] = new.to(activation.device, activation.dtype)
             return activation
 
-        out.append(logits_at_positions(model, tokens[start : start + batch_size], last[start : start + batch_size],
-                                       [(hook, replace)]))  # fmt: skip
+        logits = logits_at_positions(model, tokens[start : start + batch_size], last[start : start + batch_size],
+                                     [(hook, replace)])  # fmt: skip
+        out.append(logits if columns is None else logits.gather(1, columns[start : start + batch_size]))
     return torch.cat(out)
 
 
-def effect(logits: torch.Tensor, candidates: torch.Tensor, old: np.ndarray, new: np.ndarray) -> dict[str, float]:
+def effect(allowed_logits: torch.Tensor, old: np.ndarray, new: np.ndarray) -> dict[str, float]:
     """Mean logit difference (new answer − old answer) and accuracy of the new answer among the allowed ones.
 
-    ``logits``: ``(n, d_vocab)``; ``candidates``: ``(n, period)`` token ids of the allowed answers after each prompt.
+    ``allowed_logits``: ``(n, period)``, the logits of the allowed answers after each prompt, in calendar order.
     """
-    allowed = logits.gather(1, candidates).numpy()
+    allowed = allowed_logits.numpy()
     rows = np.arange(len(old))
     return {
         "logit diff": float((allowed[rows, new] - allowed[rows, old]).mean()),
@@ -194,9 +200,9 @@ def sweep(
         # One call for all methods: a few large batches cost a fraction of many small ones (bench/interventions.py).
         replaced = {name: method(index, target) for name, method in methods(probe, clean_by_hook[hook], donors, seed).items()}
         logits = patched_logits(model, prompts * len(replaced), hook, np.tile(positions[index], len(replaced)),
-                                np.concatenate(list(replaced.values())), batch_size)  # fmt: skip
+                                np.concatenate(list(replaced.values())), batch_size, allowed.repeat(len(replaced), 1))  # fmt: skip
         for k, name in enumerate(replaced):
-            measured = effect(logits[k * n : (k + 1) * n], allowed, old, new)
+            measured = effect(logits[k * n : (k + 1) * n], old, new)
             rows.append({"hook": hook, "layer": check_hook(model, hook), "method": name} | measured)
     return pd.DataFrame(rows).assign(chance=1 / period)
 

@@ -12,16 +12,19 @@ fails the build instead of being shown.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from mvf.activations import corpus_hash, weights_fingerprint
 from mvf.cache import write_atomically
 
 SWEEPS = Path(__file__).parent / "data" / "sweeps"
-KEYS = ("hook", "layer", "method", "position")  # what identifies a row of ``interventions.sweep``'s table
+EFFECT_KEYS = ("hook", "layer", "method", "position")  # what identifies a row of ``interventions.sweep``'s table
+QUALITY_KEYS = ("layer", "position")  # and of ``probes.quality_by_layer``'s
 
 
 class StoredSweep(NamedTuple):
@@ -62,10 +65,18 @@ def load(model_name: str, task: str, folder: Path = SWEEPS) -> StoredSweep | Non
                              pd.DataFrame(payload["effects"]))  # fmt: skip
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{path} is damaged ({error.__class__.__name__}: {error}); {regenerate}.") from error
-    missing = [column for column in (*KEYS, "accuracy", "logit diff") if column not in stored.effects]
-    if missing or stored.effects.empty:
-        raise ValueError(f"{path} has no effects table with columns {missing or list(KEYS)}; {regenerate}.")
+    missing = [column for column in (*EFFECT_KEYS, "accuracy", "logit diff") if column not in stored.effects]
+    missing += [column for column in (*QUALITY_KEYS, "margin") if column not in stored.quality]
+    if missing or stored.effects.empty or stored.quality.empty:
+        raise ValueError(f"{path} lacks the columns {missing} or rows; {regenerate}.")
     return stored
+
+
+def sweep_settings(model, problems: Sequence, site: str, k: int, per_problem: int | None, seed: int) -> dict:
+    """What a stored sweep must have been computed with to stand for a live one: the chapter's parameters, the
+    model's weights and the problems (prompts and answers)."""
+    return {"site": site, "k": k, "per_problem": per_problem, "seed": seed, "weights": weights_fingerprint(model),
+            "problems": corpus_hash([f"{p.prompt}\t{p.answer}" for p in problems])}  # fmt: skip
 
 
 def differing_settings(stored: StoredSweep, settings: dict) -> dict[str, tuple]:
@@ -73,17 +84,15 @@ def differing_settings(stored: StoredSweep, settings: dict) -> dict[str, tuple]:
     return {key: (stored.settings.get(key), value) for key, value in settings.items() if stored.settings.get(key) != value}
 
 
-def disagreement(stored: pd.DataFrame, live: pd.DataFrame) -> pd.DataFrame:
-    """For each live row of ``interventions.sweep``'s table, how far the stored row is: ``|Δ accuracy|``, ``|Δ logit diff|``.
+def disagreement(stored: pd.DataFrame, live: pd.DataFrame, keys: Sequence[str], columns: Sequence[str]) -> pd.DataFrame:
+    """For each live row, how far the stored row with the same ``keys`` is in each of ``columns``: ``|Δ column|``.
 
-    ``ValueError`` if a live row has no stored counterpart (a layer, method or
-    position the stored sweep lacks).
+    For ``interventions.sweep``'s table the keys are ``EFFECT_KEYS``; for
+    ``probes.quality_by_layer``'s, ``QUALITY_KEYS``. ``ValueError`` if a live
+    row has no stored counterpart (a layer, method or position the stored sweep lacks).
     """
-    merged = live.merge(stored, on=list(KEYS), how="left", suffixes=("", " stored"), indicator=True)
+    merged = live.merge(stored, on=list(keys), how="left", suffixes=("", " stored"), indicator=True, validate="one_to_one")
     absent = merged[merged["_merge"] != "both"]
     if len(absent):
-        raise ValueError(f"the stored sweep lacks {len(absent)} live rows, e.g. {absent[list(KEYS)].iloc[0].to_dict()}.")
-    return merged[list(KEYS)].assign(**{
-        "|Δ accuracy|": np.abs(merged["accuracy"] - merged["accuracy stored"]),
-        "|Δ logit diff|": np.abs(merged["logit diff"] - merged["logit diff stored"]),
-    })  # fmt: skip
+        raise ValueError(f"the stored sweep lacks {len(absent)} live rows, e.g. {absent[list(keys)].iloc[0].to_dict()}.")
+    return merged[list(keys)].assign(**{f"|Δ {c}|": np.abs(merged[c] - merged[f"{c} stored"]) for c in columns})

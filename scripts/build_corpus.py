@@ -1,7 +1,7 @@
 """Regenerate the offline corpus: ``mvf/data/corpus.jsonl.xz`` and its provenance ``mvf/data/corpus.json``.
 
     python scripts/build_corpus.py sample --prompts stories --batches 5 --batch-size 32 --max-new-tokens 320
-    python scripts/build_corpus.py sample --prompts calendar --batches 12 --batch-size 128 --max-new-tokens 160
+    python scripts/build_corpus.py sample --prompts calendar --batches 10 --batch-size 128 --max-new-tokens 160
     python scripts/build_corpus.py assemble
 
 ``sample`` draws text from the embedded SmolLM2-135M-Instruct with a fixed
@@ -85,18 +85,23 @@ def assemble() -> None:
         batches = sorted(folder.glob("batch_*.json"))
         if not batches:
             raise FileNotFoundError(f"{folder} holds no batches: run `python scripts/build_corpus.py sample --prompts {prompt_set}` first.")
-        seeds, total, lengths = [], 0, set()
+        seeds, total, shapes = [], 0, set()
         for path in batches:
             payload = json.loads(path.read_text())
             seeds.append(payload["seed"])
-            lengths.add(payload.get("max_new_tokens", 320))  # the first batches did not record it; they used 320
+            shapes.add((len(payload["prompts"]), payload["max_new_tokens"]))
             for text in payload["texts"]:
                 if len(text) > 40:
                     documents.append({"source": source, "text": text})
                     total += count(text) + 1
+        if len(shapes) > 1:
+            raise ValueError(f"{folder} mixes batches of different sizes or lengths {sorted(shapes)}: sample them again.")
+        (batch_size, max_new_tokens), = shapes
         tokens_by_source[source] = total
         sample_sets[source] = {"prompts": f"mvf.corpus.{make_prompts.__name__}()", "seeds": seeds,
-                               "batch_size": len(payload["prompts"]), "max_new_tokens": sorted(lengths)}  # fmt: skip
+                               "batch_size": batch_size, "max_new_tokens": max_new_tokens,
+                               "command": f"python scripts/build_corpus.py sample --prompts {prompt_set} --batches "
+                                          f"{len(batches)} --batch-size {batch_size} --max-new-tokens {max_new_tokens}"}  # fmt: skip
     handle, temporary = tempfile.mkstemp(dir=corpus.CORPUS_FILE.parent, prefix=f".{corpus.CORPUS_FILE.name}.")
     os.close(handle)
     with lzma.open(temporary, "wt", encoding="utf-8", preset=9) as stream:
@@ -106,9 +111,7 @@ def assemble() -> None:
     by_source = {source: [d["text"] for d in documents if d["source"] == source] for source in tokens_by_source}
     sampled = "sampled from SmolLM2-135M-Instruct (Apache-2.0), temperature 0.8, top-p 0.95, torch seed = base seed + batch index"
     provenance = {
-        "built_by": "python scripts/build_corpus.py sample --prompts stories --batches 5 --batch-size 32 --max-new-tokens 320 && "
-                    "python scripts/build_corpus.py sample --prompts calendar --batches 10 --batch-size 128 --max-new-tokens 160 && "
-                    "python scripts/build_corpus.py assemble",
+        "built_by": " && ".join([entry["command"] for entry in sample_sets.values()] + ["python scripts/build_corpus.py assemble"]),
         "tokenizer": "SmolLM2-135M-Instruct (embedded GGUF); each document ends with one EOS token",
         "documents": len(documents),
         "tokens": sum(tokens_by_source.values()),

@@ -1,7 +1,7 @@
 """Compute and store an intervention sweep at every layer, both positions: ``mvf/data/sweeps/<model>-<task>.json``.
 
     python scripts/sweep_interventions.py [--model smollm2-135m] [--task weekday-successor] [--k 5]
-        [--site hook_resid_pre] [--per-problem 2] [--seed 0]
+        [--site hook_resid_pre] [--per-problem 2|all] [--seed 0]
 
 The interventions chapter's methods (``interventions.position_sweep``) at
 every layer, at the operand and at the final token, with the chapter's
@@ -28,7 +28,8 @@ def main() -> None:
     parser.add_argument("--task", default="weekday-successor")
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--site", default="hook_resid_pre")
-    parser.add_argument("--per-problem", type=int, default=2)
+    parser.add_argument("--per-problem", type=lambda text: None if text == "all" else int(text), default=2,
+                        help="new values per problem, or 'all' (the paper's p - 1)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -41,8 +42,7 @@ def main() -> None:
         measured = interventions.position_sweep(model, problems, position, hooks, hooks, args.k, args.per_problem, args.seed)
         quality.append(measured[0])
         effects.append(measured[1])
-    settings = {"site": args.site, "k": args.k, "per_problem": args.per_problem, "seed": args.seed,
-                "weights": activations.weights_fingerprint(model)}  # fmt: skip
+    settings = stored_sweeps.sweep_settings(model, problems, args.site, args.k, args.per_problem, args.seed)
     provenance = {
         "command": "python scripts/sweep_interventions.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
         "date": date.today().isoformat(), "hardware": results.hardware(), "versions": results.versions(), "minutes": round((time.monotonic() - started) / 60, 1),

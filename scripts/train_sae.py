@@ -69,7 +69,7 @@ def main() -> None:
     held_tokens = np.zeros(n_rows, dtype=bool)
     held_tokens[held_rows] = True
     held_tokens = np.repeat(held_tokens, SEQ_LEN)
-    max_norm = sae.massive_norm_threshold(acts[::97])
+    max_norm = sae.massive_norm_threshold(acts[~held_tokens][::97])
     keep = sae.ordinary_tokens(acts, SEQ_LEN, max_norm)
     train, held_out = acts[keep & ~held_tokens], acts[keep & held_tokens].astype(np.float32)
 
@@ -91,8 +91,10 @@ def main() -> None:
     finished = time.monotonic()
 
     inference = sae.load_sae_from_disk(sae.EMBEDDED_SAE)
+    # The spliced loss runs the whole model: 64 of the held-out rows, drawn with the seed (the rows are in corpus order).
     held_out_ids = activations.tokenize_corpus(model.tokenizer, texts, SEQ_LEN, tokens.prepends_bos(model))[held_rows]
-    measured = sae.quality(inference, held_out) | sae.spliced_loss(model, inference, args.hook, held_out_ids[:64], max_norm)
+    held_out_ids = held_out_ids[np.random.default_rng(args.seed).permutation(len(held_rows))[:64]]
+    measured = sae.quality(inference, held_out) | sae.spliced_loss(model, inference, args.hook, held_out_ids, max_norm)
     provenance = {
         "model": "smollm2-135m",
         "hook": args.hook,
@@ -107,7 +109,7 @@ def main() -> None:
         "minutes": {"collect activations": round((collected - started) / 60, 1), "train": round((finished - collected) / 60, 1)},
         "max_norm": max_norm,
         "excluded_share": float(1 - keep.mean()),
-        "quality_on_held_out": measured | {"loss_measured_on_tokens": int(held_out_ids[:64].numel())},
+        "quality_on_held_out": measured | {"loss_measured_on_tokens": int(held_out_ids.numel())},
     }  # fmt: skip
     (sae.EMBEDDED_SAE / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
     print(json.dumps(provenance["quality_on_held_out"], indent=2))

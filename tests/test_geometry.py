@@ -49,5 +49,7 @@ def test_the_chance_level_of_the_cyclic_order_score_is_simulated():
     assert geometry.random_order_score(3) == 1.0  # three points are always in calendar order one way round
     assert 0.25 < geometry.random_order_score(7) < 0.29 < 2 / 6  # not the 2/(p − 1) guess
     assert 0.12 < geometry.random_order_score(12) < 0.16 < 2 / 11
+    best_of = [geometry.random_order_score(7, draws=5000, planes=n) for n in (1, 2, 4)]
+    assert best_of == sorted(best_of) and best_of[2] > 0.4  # the best of several planes is a higher bar
     with pytest.raises(ValueError, match="at least 3 classes"):
         geometry.random_order_score(2)

@@ -47,6 +47,9 @@ def test_batched_and_one_at_a_time_agree(model, setup):
     batched = interventions.patched_logits(model, prompts, HOOK, positions[index], new, batch_size=64)
     single = interventions.patched_logits(model, prompts, HOOK, positions[index], new, batch_size=1)
     torch.testing.assert_close(batched, single, atol=2e-3, rtol=1e-4)
+    allowed = tasks.candidates(model.tokenizer, problems)[index]
+    kept = interventions.patched_logits(model, prompts, HOOK, positions[index], new, batch_size=3, columns=allowed)
+    torch.testing.assert_close(kept, batched.gather(1, allowed), atol=2e-3, rtol=1e-4)
 
 
 def test_target_pairs_cover_every_other_value_or_a_seeded_draw_of_them():

@@ -9,11 +9,13 @@ SETTINGS = {"site": "hook_resid_pre", "k": 5, "per_problem": 2, "seed": 0, "weig
 
 
 def tables():
-    effects = pd.DataFrame({"hook": ["blocks.0.hook_resid_pre"] * 2 + ["blocks.1.hook_resid_pre"] * 2,
-                            "layer": [0, 0, 1, 1], "method": ["full patch", "circle patch"] * 2,
-                            "logit diff": [1.0, 0.5, 2.0, -0.5], "accuracy": [0.9, 0.4, 1.0, 0.1],
-                            "chance": 1 / 7, "position": "operand"})  # fmt: skip
-    quality = pd.DataFrame({"layer": [0, 1], "circle R2": [0.5, 0.7], "position": "operand"})
+    # The same hook and method at both positions, with different numbers: the position must be part of the key.
+    effects = pd.DataFrame({"hook": ["blocks.0.hook_resid_pre"] * 2 + ["blocks.1.hook_resid_pre"] * 2 + ["blocks.1.hook_resid_pre"],
+                            "layer": [0, 0, 1, 1, 1], "method": ["full patch", "circle patch"] * 2 + ["circle patch"],
+                            "logit diff": [1.0, 0.5, 2.0, -0.5, 3.0], "accuracy": [0.9, 0.4, 1.0, 0.1, 0.7],
+                            "chance": 1 / 7, "position": ["operand"] * 4 + ["final"]})  # fmt: skip
+    quality = pd.DataFrame({"layer": [0, 1, 0], "circle R2": [0.5, 0.7, 0.2], "margin": [0.1, 0.3, 0.0],
+                            "position": ["operand", "operand", "final"]})  # fmt: skip
     return quality, effects
 
 
@@ -29,7 +31,10 @@ def test_round_trip_and_settings(tmp_path):
     assert stored_sweeps.load("m", "other", folder=tmp_path) is None
 
 
-@pytest.mark.parametrize("damage", ["{not json", '{"settings": {}}', '{"settings": {}, "provenance": {}, "quality": {}, "effects": {"hook": []}}'])
+DAMAGED = ["{not json", '{"settings": {}}', '{"settings": {}, "provenance": {}, "quality": {}, "effects": {"hook": []}}']
+
+
+@pytest.mark.parametrize("damage", DAMAGED)
 def test_a_damaged_file_says_how_to_regenerate(tmp_path, damage):
     (tmp_path / "m-t.json").write_text(damage)
     with pytest.raises(ValueError, match="sweep_interventions.py --model m --task t"):
@@ -37,10 +42,27 @@ def test_a_damaged_file_says_how_to_regenerate(tmp_path, damage):
 
 
 def test_disagreement_measures_each_live_row_and_needs_every_one():
-    _, effects = tables()
-    live = effects.iloc[[1, 2]].copy()
+    quality, effects = tables()
+    live = effects.iloc[[1, 4]].copy()
     live.loc[1, "accuracy"] += 0.25
-    table = stored_sweeps.disagreement(effects, live)
+    table = stored_sweeps.disagreement(effects, live, stored_sweeps.EFFECT_KEYS, ["accuracy", "logit diff"])
     assert table["|Δ accuracy|"].round(6).tolist() == [0.25, 0.0] and table["|Δ logit diff|"].max() == 0
     with pytest.raises(ValueError, match="lacks 1 live rows"):
-        stored_sweeps.disagreement(effects.iloc[:2], live)
+        stored_sweeps.disagreement(effects.iloc[:4], live, stored_sweeps.EFFECT_KEYS, ["accuracy"])
+    probes = stored_sweeps.disagreement(quality, quality.iloc[[2]].assign(margin=0.5), stored_sweeps.QUALITY_KEYS, ["margin"])
+    assert probes["|Δ margin|"].tolist() == [0.5]
+
+
+def test_settings_name_the_weights_and_the_problems():
+    from types import SimpleNamespace
+
+    import torch
+
+    torch.manual_seed(0)
+    model, other = torch.nn.Linear(3, 3), torch.nn.Linear(3, 3)
+    problems = [SimpleNamespace(prompt="Monday, Tuesday,", answer=2), SimpleNamespace(prompt="Tuesday, Wednesday,", answer=3)]
+    settings = stored_sweeps.sweep_settings(model, problems, "hook_resid_pre", 5, 2, 0)
+    assert settings == stored_sweeps.sweep_settings(model, problems, "hook_resid_pre", 5, 2, 0)
+    assert settings["weights"] != stored_sweeps.sweep_settings(other, problems, "hook_resid_pre", 5, 2, 0)["weights"]
+    changed = [problems[0], SimpleNamespace(prompt="Tuesday, Wednesday,", answer=4)]
+    assert settings["problems"] != stored_sweeps.sweep_settings(model, changed, "hook_resid_pre", 5, 2, 0)["problems"]
