@@ -19,15 +19,14 @@ counts tokens and day/month names, and writes the corpus and provenance.
 import argparse
 import json
 import lzma
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from mvf import corpus, models
+from mvf.cache import write_atomically
 
 # Each prompt set: its prompts, where its batches go, the corpus source name of its documents.
 PROMPT_SETS = {
@@ -39,10 +38,13 @@ GCIDE_TOKEN_CAP = 450_000
 
 
 def _save_json(path: Path, payload) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "w") as stream:
-        json.dump(payload, stream)
-    os.replace(temporary, path)
+    write_atomically(path, lambda stream: stream.write(json.dumps(payload).encode()))
+
+
+def _write_documents(stream, documents: list[dict]) -> None:
+    with lzma.open(stream, "wt", encoding="utf-8", preset=9) as text:
+        for document in documents:
+            text.write(json.dumps(document) + "\n")
 
 
 def sample(prompt_set: str, batches: int, batch_size: int, seed: int, max_new_tokens: int) -> None:
@@ -102,12 +104,7 @@ def assemble() -> None:
                                "batch_size": batch_size, "max_new_tokens": max_new_tokens,
                                "command": f"python scripts/build_corpus.py sample --prompts {prompt_set} --batches "
                                           f"{len(batches)} --batch-size {batch_size} --max-new-tokens {max_new_tokens}"}  # fmt: skip
-    handle, temporary = tempfile.mkstemp(dir=corpus.CORPUS_FILE.parent, prefix=f".{corpus.CORPUS_FILE.name}.")
-    os.close(handle)
-    with lzma.open(temporary, "wt", encoding="utf-8", preset=9) as stream:
-        for document in documents:
-            stream.write(json.dumps(document) + "\n")
-    os.replace(temporary, corpus.CORPUS_FILE)
+    write_atomically(corpus.CORPUS_FILE, lambda stream: _write_documents(stream, documents))
     by_source = {source: [d["text"] for d in documents if d["source"] == source] for source in tokens_by_source}
     sampled = "sampled from SmolLM2-135M-Instruct (Apache-2.0), temperature 0.8, top-p 0.95, torch seed = base seed + batch index"
     provenance = {
