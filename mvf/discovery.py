@@ -275,19 +275,23 @@ def rank_clusters(
 
 
 def word_specific_features(
-    codes: sparse.csr_matrix, labels: np.ndarray, token_strings: Sequence[str], words: Sequence[str], top: int = 8
-) -> pd.DataFrame:
+    codes: sparse.csr_matrix, labels: np.ndarray, token_strings: Sequence[str], words: Sequence[str], top: int = 8,
+    min_fires: int = 20,
+) -> pd.DataFrame:  # fmt: skip
     """The ``top`` features that put the largest share of their activation on ``words`` (stripped tokens).
 
-    Columns: feature, its cluster in ``labels``, that share, and on how many
-    tokens it fires. Shows where the SAE keeps a concept the clustering did not surface.
+    Only features that fire on at least ``min_fires`` tokens count: one that
+    fired once, on a day name, is not a day feature. Columns: feature, its
+    cluster in ``labels``, that share, and on how many tokens it fires. Shows
+    where the SAE keeps a concept the clustering did not surface.
     """
     _check_tokens(codes, token_strings)
     on_words = np.isin([s.strip() for s in token_strings], list(words))
     total = np.asarray(codes.sum(axis=0)).ravel()
-    share = np.divide(np.asarray(codes[on_words].sum(axis=0)).ravel(), total, out=np.zeros_like(total), where=total > 0)
-    chosen = np.argsort(-share, kind="stable")[:top]
     fires = np.diff(sparse.csc_matrix(codes).indptr)
+    share = np.divide(np.asarray(codes[on_words].sum(axis=0)).ravel(), total, out=np.zeros_like(total), where=total > 0)
+    share[fires < min_fires] = 0
+    chosen = np.argsort(-share, kind="stable")[:top]
     return pd.DataFrame({"feature": chosen, "cluster": labels[chosen], "share on words": share[chosen], "fires on": fires[chosen]})
 
 
@@ -326,6 +330,9 @@ def calendar_order(projected: np.ndarray, token_strings: Sequence[str], words: S
     its chance level for that many names, and how many tokens of each name
     the centroids average. A name the cluster never fires on leaves the
     score undefined (NaN) rather than scored over a shorter, different cycle.
+    ``roundness`` is the centroids' second singular value over their first
+    (1: as wide as long; near 0: a line): on a line the angles around the
+    mean say little, so a high cyclic-order score there is not a circle.
     """
     if len(token_strings) != len(projected):
         raise ValueError(f"{len(token_strings)} token_strings for {len(projected)} projected tokens; pass one per token.")
@@ -335,9 +342,12 @@ def calendar_order(projected: np.ndarray, token_strings: Sequence[str], words: S
     rows = []
     for first in range(projected.shape[1] - 1):
         plane = projected[:, first : first + 2]
-        score = np.nan
+        score = roundness = np.nan
         if counts.min() > 0:
-            score = geometry.cyclic_order_score(np.stack([plane[stripped == word].mean(axis=0) for word in words]))
+            centroids = np.stack([plane[stripped == word].mean(axis=0) for word in words])
+            score = geometry.cyclic_order_score(centroids)
+            spread = np.linalg.svd(centroids - centroids.mean(axis=0), compute_uv=False)
+            roundness = float(spread[1] / spread[0]) if spread[0] > 0 else 0.0
         rows.append({"pcs": f"{first + 1},{first + 2}", "cyclic order": score, "chance": chance,
-                     "fewest tokens of a name": int(counts.min())})  # fmt: skip
+                     "roundness": roundness, "fewest tokens of a name": int(counts.min())})  # fmt: skip
     return pd.DataFrame(rows)

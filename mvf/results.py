@@ -67,8 +67,9 @@ CLAIMS = (
           "the same for month names", decimals=0),
     Claim("weekday cluster cyclic order", "discovery", "… and on its top principal components the days go round in "
           "calendar order (GPT-2's Figure 1).",
-          "best cyclic-order score, over its (up to 4) PCA planes, of the day names' centroids in the cluster with the "
-          "largest share of day names (chance, the best of 4 random arrangements: 0.42; none: a day it never fires on)"),
+          "best cyclic-order score of the day names' centroids, over the PCA planes of the cluster with the largest "
+          "share of day names where the centroids are not a line (roundness ≥ 0.3; chance for the best of 4 planes "
+          "0.42); none: no such plane, or a day the cluster never fires on"),
     Claim("month cluster cyclic order", "discovery", "(the same, for months)",
           "the same for month names (chance, the best of 4: 0.23)"),
     Claim("weekdays accuracy", "arithmetic", "Mistral 7B and Llama 3 8B solve many Weekdays problems.",

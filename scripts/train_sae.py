@@ -88,6 +88,7 @@ def main() -> None:
     trained.save_inference_model(sae.EMBEDDED_SAE)
     weights = sae.EMBEDDED_SAE / "sae_weights.safetensors"
     save_file({name: tensor.to(torch.float16) for name, tensor in load_file(weights).items()}, weights)
+    weights.chmod(0o644)  # an ordinary shipped file (SAELens writes it private)
     finished = time.monotonic()
 
     inference = sae.load_sae_from_disk(sae.EMBEDDED_SAE)

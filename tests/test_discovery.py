@@ -150,6 +150,11 @@ def test_word_specific_features_find_the_circle_features():
     assert sorted(table["feature"]) == list(range(CIRCLE))
     assert (table["share on words"] == 1.0).all() and (table["cluster"] == labels[0]).all()
     assert (table["fires on"] > 0).all()
+    rare = codes.copy()
+    rare[:, CIRCLE] = 0
+    rare[0, CIRCLE] = 5.0  # a feature that fired once, on a day token: a perfect share, and no evidence
+    table = discovery.word_specific_features(sparse.csr_matrix(rare), labels, strings, ["day"], top=CIRCLE + 1)
+    assert table["share on words"].iloc[CIRCLE] == 0.0 and table["fires on"].iloc[:CIRCLE].ge(20).all()
 
 
 def test_bad_input():
@@ -205,6 +210,9 @@ def test_calendar_order_scores_each_plane_and_needs_every_name():
     assert list(table["pcs"]) == ["1,2", "2,3"]
     assert table.loc[0, "cyclic order"] == 1.0 and table.loc[1, "cyclic order"] < 1.0
     assert table.loc[0, "chance"] == pytest.approx(0.27, abs=0.01) and table.loc[0, "fewest tokens of a name"] == 20
+    assert table.loc[0, "roundness"] > 0.9  # a circle is as wide as it is long
+    line = np.column_stack([np.arange(7.0)[tokens], np.zeros(len(tokens))]) + rng.normal(scale=0.01, size=(len(tokens), 2))
+    assert discovery.calendar_order(line, strings, days).loc[0, "roundness"] < 0.05
     no_sunday = discovery.calendar_order(projected[tokens < 6], strings[: 6 * 20], days)
     assert no_sunday["cyclic order"].isna().all() and (no_sunday["fewest tokens of a name"] == 0).all()
     with pytest.raises(ValueError, match="one per token"):
