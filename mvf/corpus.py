@@ -14,7 +14,7 @@ import json
 import lzma
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -129,9 +129,9 @@ def load_corpus(path: Path = CORPUS_FILE) -> list[dict]:
         raise ValueError(f"{path} is corrupted ({error}); rebuild it with `python scripts/build_corpus.py`.") from error
 
 
-def corpus_texts(path: Path = CORPUS_FILE) -> list[str]:
-    """The corpus as a list of document texts."""
-    return [document["text"] for document in load_corpus(path)]
+def corpus_texts(path: Path = CORPUS_FILE, exclude: Sequence[str] = ()) -> list[str]:
+    """The corpus as a list of document texts, without the documents of the sources in ``exclude``."""
+    return [document["text"] for document in load_corpus(path) if document["source"] not in exclude]
 
 
 def name_counts(texts: list[str]) -> dict[str, int]:

@@ -211,7 +211,7 @@ def _planes(points: np.ndarray, n_components: int, max_points: int, rng: np.rand
     k = min(n_components, int(np.linalg.matrix_rank(points - points.mean(axis=0))))
     if k < 2:
         return np.empty((0, len(points), 2))
-    projected = PCA(n_components=k).fit_transform(points)
+    projected = PCA(n_components=k, svd_solver="full").fit_transform(points)  # "auto" is randomized, unseeded
     return np.stack([projected[:, [i, i + 1]] for i in range(k - 1)])
 
 
@@ -317,10 +317,13 @@ def cluster_projection(
 ) -> tuple[np.ndarray, np.ndarray]:
     """One cluster's firing tokens ``(m,)`` and their reconstructions on its top min(n_components, size) PCs ``(m, k)``."""
     tokens, points = cluster_reconstructions(codes, decoder, labels, [cluster])[cluster]
-    return tokens, PCA(n_components=min(n_components, int((labels == cluster).sum()))).fit_transform(points)
+    pca = PCA(n_components=min(n_components, int((labels == cluster).sum())), svd_solver="full")
+    return tokens, pca.fit_transform(points)
 
 
-def calendar_order(projected: np.ndarray, token_strings: Sequence[str], words: Sequence[str]) -> pd.DataFrame:
+def calendar_order(
+    projected: np.ndarray, token_strings: Sequence[str], words: Sequence[str], min_roundness: float = 0.3
+) -> pd.DataFrame:
     """Whether the names' centroids go round in calendar order, on each consecutive pair of a cluster's components.
 
     ``projected`` ``(m, k)`` holds the cluster's firing tokens on its top
@@ -331,8 +334,9 @@ def calendar_order(projected: np.ndarray, token_strings: Sequence[str], words: S
     the centroids average. A name the cluster never fires on leaves the
     score undefined (NaN) rather than scored over a shorter, different cycle.
     ``roundness`` is the centroids' second singular value over their first
-    (1: as wide as long; near 0: a line): on a line the angles around the
-    mean say little, so a high cyclic-order score there is not a circle.
+    (1: as wide as long; near 0: a line). On a line the angles around the
+    mean are an accident of tiny offsets (they change with the last bits of
+    the PCA), so below ``min_roundness`` (ours) the score is NaN too.
     """
     if len(token_strings) != len(projected):
         raise ValueError(f"{len(token_strings)} token_strings for {len(projected)} projected tokens; pass one per token.")
@@ -345,9 +349,9 @@ def calendar_order(projected: np.ndarray, token_strings: Sequence[str], words: S
         score = roundness = np.nan
         if counts.min() > 0:
             centroids = np.stack([plane[stripped == word].mean(axis=0) for word in words])
-            score = geometry.cyclic_order_score(centroids)
             spread = np.linalg.svd(centroids - centroids.mean(axis=0), compute_uv=False)
             roundness = float(spread[1] / spread[0]) if spread[0] > 0 else 0.0
+            score = geometry.cyclic_order_score(centroids) if roundness >= min_roundness else np.nan
         rows.append({"pcs": f"{first + 1},{first + 2}", "cyclic order": score, "chance": chance,
                      "roundness": roundness, "fewest tokens of a name": int(counts.min())})  # fmt: skip
     return pd.DataFrame(rows)

@@ -164,6 +164,16 @@ def _norms(activations: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
                            for i in range(0, len(activations), chunk)])  # fmt: skip
 
 
+def held_out_rows(n_rows: int, count: int, seed: int) -> np.ndarray:
+    """The corpus rows an SAE is measured on and not trained on: ``count`` of ``n_rows``, drawn with ``seed``, sorted.
+
+    Drawn from the whole corpus, whose sources are stored one after another.
+    """
+    if not 0 < count < n_rows:
+        raise ValueError(f"cannot hold out {count} of {n_rows} rows; hold out at least one and leave some to train on.")
+    return np.sort(np.random.default_rng(seed).choice(n_rows, count, replace=False))
+
+
 def massive_norm_threshold(activations: np.ndarray) -> float:
     """The norm above which a token of ``(n, d)`` activations counts as massive: the ratio times the median."""
     return float(MASSIVE_NORM_RATIO * np.median(_norms(activations)))

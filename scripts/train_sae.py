@@ -63,9 +63,8 @@ def main() -> None:
     started = time.monotonic()
     acts = activations.collect_corpus(model, "smollm2-135m", texts, args.hook, activations.CORPUS_CACHE, seq_len=SEQ_LEN)
     collected = time.monotonic()
-    # Held-out rows drawn from the whole corpus: its sources are stored one after another.
     n_rows = len(acts) // SEQ_LEN
-    held_rows = np.sort(np.random.default_rng(args.seed).choice(n_rows, args.held_out_rows, replace=False))
+    held_rows = sae.held_out_rows(n_rows, args.held_out_rows, args.seed)
     held_tokens = np.zeros(n_rows, dtype=bool)
     held_tokens[held_rows] = True
     held_tokens = np.repeat(held_tokens, SEQ_LEN)

@@ -61,3 +61,9 @@ def test_damaged_or_missing_corpus_is_reported(tmp_path):
         stream.write('{"source": "x", "text": "fine"}\n{not json\n')
     with pytest.raises(ValueError, match="corrupted"):
         corpus.load_corpus(damaged)
+
+
+def test_a_source_can_be_left_out(texts):
+    kept = corpus.corpus_texts(exclude=("smollm2-calendar-lists",))
+    lists = [d["text"] for d in corpus.load_corpus() if d["source"] == "smollm2-calendar-lists"]
+    assert len(kept) == len(texts) - len(lists) > 0 and lists and not set(lists) & set(kept)

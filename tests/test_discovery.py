@@ -208,11 +208,12 @@ def test_calendar_order_scores_each_plane_and_needs_every_name():
     strings = [f" {days[t]}" for t in tokens]
     table = discovery.calendar_order(projected, strings, days)
     assert list(table["pcs"]) == ["1,2", "2,3"]
-    assert table.loc[0, "cyclic order"] == 1.0 and table.loc[1, "cyclic order"] < 1.0
+    assert table.loc[0, "cyclic order"] == 1.0 and not table.loc[1, "cyclic order"] >= 1.0  # NaN or lower: no circle
     assert table.loc[0, "chance"] == pytest.approx(0.27, abs=0.01) and table.loc[0, "fewest tokens of a name"] == 20
     assert table.loc[0, "roundness"] > 0.9  # a circle is as wide as it is long
     line = np.column_stack([np.arange(7.0)[tokens], np.zeros(len(tokens))]) + rng.normal(scale=0.01, size=(len(tokens), 2))
-    assert discovery.calendar_order(line, strings, days).loc[0, "roundness"] < 0.05
+    on_line = discovery.calendar_order(line, strings, days)
+    assert on_line.loc[0, "roundness"] < 0.05 and np.isnan(on_line.loc[0, "cyclic order"])
     no_sunday = discovery.calendar_order(projected[tokens < 6], strings[: 6 * 20], days)
     assert no_sunday["cyclic order"].isna().all() and (no_sunday["fewest tokens of a name"] == 0).all()
     with pytest.raises(ValueError, match="one per token"):

@@ -19,7 +19,7 @@ def held_out(model, embedded):
     _, provenance = embedded
     seq_len = provenance["corpus"]["seq_len"]
     rows = activations.tokenize_corpus(model.tokenizer, corpus.corpus_texts(), seq_len)
-    rows = rows[-provenance["corpus"]["held_out_rows"] :]
+    rows = rows[sae.held_out_rows(len(rows), provenance["corpus"]["held_out_rows"], provenance["seed"])]
     layer = activations.check_hook(model, provenance["hook"])
     acts = activations.forward_rows(model, rows, provenance["hook"], layer, 16).astype(np.float32)
     return rows, acts[sae.ordinary_tokens(acts, seq_len, provenance["max_norm"])]
@@ -105,3 +105,11 @@ def test_the_papers_feature_ids_apply_only_to_the_release_width():
     narrow = sae.ChosenSAE(SimpleNamespace(cfg=SimpleNamespace(d_sae=256)), "gpt2-small-res-jb", "", 0.9, None)
     assert sae.paper_features(wide)["days"][0] == 2592
     assert sae.paper_features(narrow) == {}
+
+
+def test_held_out_rows_are_seeded_and_spread_over_the_corpus():
+    rows = sae.held_out_rows(10_000, 256, seed=0)
+    assert np.array_equal(rows, sae.held_out_rows(10_000, 256, seed=0)) and len(np.unique(rows)) == 256
+    assert rows.min() < 1_000 and rows.max() > 9_000  # not the last rows, as it once was
+    with pytest.raises(ValueError, match="hold out"):
+        sae.held_out_rows(100, 100, seed=0)
