@@ -343,12 +343,13 @@ def calendar_order(
     stripped = np.array([s.strip() for s in token_strings])
     counts = np.array([(stripped == word).sum() for word in words])
     chance = geometry.random_order_score(len(words))
+    # Every name's centroid on all the components (m, k); each plane is two of its columns.
+    everywhere = np.stack([projected[stripped == word].mean(axis=0) for word in words]) if counts.min() > 0 else None
     rows = []
     for first in range(projected.shape[1] - 1):
-        plane = projected[:, first : first + 2]
         score = roundness = np.nan
-        if counts.min() > 0:
-            centroids = np.stack([plane[stripped == word].mean(axis=0) for word in words])
+        if everywhere is not None:
+            centroids = everywhere[:, first : first + 2]
             spread = np.linalg.svd(centroids - centroids.mean(axis=0), compute_uv=False)
             roundness = float(spread[1] / spread[0]) if spread[0] > 0 else 0.0
             score = geometry.cyclic_order_score(centroids) if roundness >= min_roundness else np.nan

@@ -201,9 +201,9 @@ def sweep(
         replaced = {name: method(index, target) for name, method in methods(probe, clean_by_hook[hook], donors, seed).items()}
         logits = patched_logits(model, prompts * len(replaced), hook, np.tile(positions[index], len(replaced)),
                                 np.concatenate(list(replaced.values())), batch_size, allowed.repeat(len(replaced), 1))  # fmt: skip
+        layer = check_hook(model, hook)
         for k, name in enumerate(replaced):
-            measured = effect(logits[k * n : (k + 1) * n], old, new)
-            rows.append({"hook": hook, "layer": check_hook(model, hook), "method": name} | measured)
+            rows.append({"hook": hook, "layer": layer, "method": name} | effect(logits[k * n : (k + 1) * n], old, new))
     return pd.DataFrame(rows).assign(chance=1 / period)
 
 
