@@ -5,14 +5,7 @@
 # weights: serve, load, peak memory; 3. the model chapters on GPT-2 small and Mistral 7B, as time allows.
 out=${OUT:-gpu-check}
 mkdir -p "$out"
-export PYTHONUNBUFFERED=1 HF_HUB_DISABLE_PROGRESS_BARS=1 TOKENIZERS_PARALLELISM=false
-# The wheels the machine lacks (scripts/gpu_wheels.py builds .whl/wheels.tar.xz here; carry .whl), and a stand-in
-# for wandb, which sae_lens imports at load time but calls only to train or upload (its wheel is 20 MB).
-rm -rf /tmp/whl && mkdir -p /tmp/whl && tar -xJf .whl/wheels.tar.xz -C /tmp/whl || exit 1
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site /tmp/whl/*.whl || exit 1
-mkdir -p /tmp/site/wandb
-printf 'def __getattr__(name):\n    raise AttributeError(f"wandb is a stand-in here, without {name!r}")\n' > /tmp/site/wandb/__init__.py
-export PYTHONPATH=/tmp/site:$PWD
+. scripts/device_env.sh || exit 1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/device.log"
 python3 -c 'import torch, transformers, transformer_lens, sae_lens; print("torch", torch.__version__, "transformers", transformers.__version__)' | tee -a "$out/device.log"
 timeout 120 python3 bench/discovery.py scale --sizes 65536x4096 24576x768 --device cuda \

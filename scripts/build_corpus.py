@@ -1,16 +1,20 @@
 """Regenerate the offline corpus: ``mvf/data/corpus.jsonl.xz`` and its provenance ``mvf/data/corpus.json``.
 
     python scripts/build_corpus.py sample --prompts stories --batches 5 --batch-size 32 --max-new-tokens 320
-    python scripts/build_corpus.py sample --prompts calendar --batches 8 --batch-size 128 --max-new-tokens 160
+    python scripts/build_corpus.py sample --prompts calendar --batches 96 --batch-size 128 --max-new-tokens 160
     python scripts/build_corpus.py assemble
 
 ``sample`` draws text from the embedded SmolLM2-135M-Instruct with a fixed
 seed per batch: short stories, letters and schedules that mention dates
 (``mvf.corpus.sampling_prompts``), or lists with one day or month name per line
 (``mvf.corpus.calendar_prompts``), which are dense in calendar names. Each
-batch is saved atomically under ``artifacts/<prompts>_samples/``, so an
-interrupted run resumes. Generation runs at about 100 tokens a second on 2 CPU
-cores whatever the batch size: a calendar batch of 128 took 3.7 minutes. ``assemble``
+batch is saved atomically under ``artifacts/<prompts>_samples/`` with the device
+and library versions that drew it, so an interrupted run resumes. Generation
+runs at about 100 tokens a second on 2 CPU cores whatever the batch size: a
+calendar batch of 128 took 3.7 minutes. On a GPU, ``--device cuda --shard i/n``
+splits the batches over n processes (``scripts/gpu_sample_calendar.sh``); a
+batch's seed is its index whichever process draws it, but a GPU draws other
+samples than a CPU from the same seed (other arithmetic). ``assemble``
 joins the samples with running English text from Debian packages (install
 them first: ``apt-get install fortunes dict-devil dict-jargon dict-gcide``),
 counts tokens and day/month names, and writes the corpus and provenance.
@@ -48,19 +52,28 @@ def _write_documents(stream, documents: list[dict]) -> None:
             text.write(json.dumps(document) + "\n")
 
 
-def sample(prompt_set: str, batches: int, batch_size: int, seed: int, max_new_tokens: int) -> None:
-    network, tokenizer = models.load_gguf_transformers(models.embedded_gguf(models.profile("smollm2-135m")))
+def _drawn_on(device: str) -> str:
+    import transformers
+
+    name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
+    return f"{name}, torch {torch.__version__}, transformers {transformers.__version__}"
+
+
+def sample(prompt_set: str, batches: int, batch_size: int, seed: int, max_new_tokens: int, device: str, shard: tuple[int, int]) -> None:
+    """Draw the batches of ``prompt_set`` not yet saved; ``shard = (i, n)`` takes only the batches with index % n == i."""
+    network, tokenizer = models.load_gguf_transformers(models.embedded_gguf(models.profile("smollm2-135m")), device)
     tokenizer.padding_side = "left"
     make_prompts, folder, _ = PROMPT_SETS[prompt_set]
     prompts = make_prompts()
     folder.mkdir(parents=True, exist_ok=True)
-    for batch in tqdm(range(batches), desc=f"sampled batches ({prompt_set})"):
+    index, count = shard
+    for batch in tqdm(range(index, batches, count), desc=f"sampled batches ({prompt_set}, shard {index}/{count})"):
         path = folder / f"batch_{batch:04d}.json"
         if path.exists():
             continue
         chosen = [prompts[(batch * batch_size + i) % len(prompts)] for i in range(batch_size)]
         chats = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True) for p in chosen]
-        encoded = tokenizer(chats, return_tensors="pt", padding=True, add_special_tokens=False)
+        encoded = tokenizer(chats, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         torch.manual_seed(seed + batch)
         with torch.no_grad():
             output = network.generate(
@@ -68,7 +81,8 @@ def sample(prompt_set: str, batches: int, batch_size: int, seed: int, max_new_to
                 pad_token_id=tokenizer.pad_token_id,
             )  # fmt: skip
         texts = tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
-        _save_json(path, {"seed": seed + batch, "max_new_tokens": max_new_tokens, "prompts": chosen, "texts": [t.strip() for t in texts]})
+        _save_json(path, {"seed": seed + batch, "max_new_tokens": max_new_tokens, "drawn_on": _drawn_on(device),
+                          "prompts": chosen, "texts": [t.strip() for t in texts]})  # fmt: skip
 
 
 def assemble() -> None:
@@ -88,10 +102,11 @@ def assemble() -> None:
         batches = sorted(folder.glob("batch_*.json"))
         if not batches:
             raise FileNotFoundError(f"{folder} holds no batches: run `python scripts/build_corpus.py sample --prompts {prompt_set}` first.")
-        seeds, total, shapes = [], 0, set()
+        seeds, total, shapes, drawn_on = [], 0, set(), {}
         for path in batches:
             payload = json.loads(path.read_text())
             seeds.append(payload["seed"])
+            drawn_on.setdefault(payload["drawn_on"], []).append(payload["seed"])
             shapes.add((len(payload["prompts"]), payload["max_new_tokens"]))
             for text in payload["texts"]:
                 if len(text) > 40:
@@ -102,7 +117,7 @@ def assemble() -> None:
         (batch_size, max_new_tokens), = shapes
         tokens_by_source[source] = total
         sample_sets[source] = {"prompts": f"mvf.corpus.{make_prompts.__name__}()", "seeds": seeds,
-                               "batch_size": batch_size, "max_new_tokens": max_new_tokens,
+                               "batch_size": batch_size, "max_new_tokens": max_new_tokens, "seeds_by_device": drawn_on,
                                "command": f"python scripts/build_corpus.py sample --prompts {prompt_set} --batches "
                                           f"{len(batches)} --batch-size {batch_size} --max-new-tokens {max_new_tokens}"}  # fmt: skip
     write_atomically(corpus.CORPUS_FILE, lambda stream: _write_documents(stream, documents))
@@ -134,9 +149,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-new-tokens", type=int, default=320)
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU machine")
+    parser.add_argument("--shard", default="0/1", help="i/n: draw only the batches whose index %% n == i")
     args = parser.parse_args()
+    index, count = (int(part) for part in args.shard.split("/"))
+    if not 0 <= index < count:
+        parser.error(f"--shard {args.shard}: give i/n with 0 <= i < n, e.g. 0/4.")
     if args.stage == "sample":
-        sample(args.prompts, args.batches, args.batch_size, args.seed, args.max_new_tokens)
+        sample(args.prompts, args.batches, args.batch_size, args.seed, args.max_new_tokens, args.device, (index, count))
     else:
         assemble()
 
