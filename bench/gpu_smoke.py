@@ -14,8 +14,8 @@ printing each chapter's seconds or the error of the cell that failed. The
 outputs are noise; the timings and memory are the point. On a CPU it runs
 the same with the test suite's tiny stand-ins (``--size tiny``), to check the script.
 The paper's SAE widths (24 576 for GPT-2 small, 65 536 for Mistral 7B) are
-the default ``--sae-width``; clustering 65 536 features densely does not fit
-in memory yet (issue 11), so expect discovery to fail there.
+the default ``--sae-width``; the discovery chapter clusters them on nearest
+neighbours (``N_NEIGHBOURS = "auto"``), not the dense affinity.
 """
 
 import argparse

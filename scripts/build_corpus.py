@@ -120,6 +120,8 @@ def assemble() -> None:
                                "batch_size": batch_size, "max_new_tokens": max_new_tokens, "seeds_by_device": drawn_on,
                                "command": f"python scripts/build_corpus.py sample --prompts {prompt_set} --batches "
                                           f"{len(batches)} --batch-size {batch_size} --max-new-tokens {max_new_tokens}"}  # fmt: skip
+        if any(not device.startswith("cpu") for device in drawn_on):
+            sample_sets[source]["gpu_batches_drawn_by"] = "sh scripts/gpu_sample_calendar.sh: that command with --device cuda --shard i/8"
     write_atomically(corpus.CORPUS_FILE, lambda stream: _write_documents(stream, documents))
     by_source = {source: corpus.name_counts([d["text"] for d in documents if d["source"] == source]) for source in tokens_by_source}
     sampled = "sampled from SmolLM2-135M-Instruct (Apache-2.0), temperature 0.8, top-p 0.95, torch seed = base seed + batch index"
