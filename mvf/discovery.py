@@ -29,6 +29,10 @@ from mvf import geometry, metrics
 
 N_COMPONENTS = 5  # the paper's top-5 PCA components
 MIN_POINTS = 100  # a 10×10 histogram for S needs at least this many points
+# A watched name counts among a cluster's names from this many of its tokens, and from a quarter of the share it
+# would have if the cluster's name tokens were spread evenly over the names.
+MIN_NAME_TOKENS = 5
+MIN_NAME_SHARE = 0.25
 MIN_MIXTURE = 0.01  # the paper drops planes with M below this from its mean score
 
 
@@ -215,6 +219,12 @@ def _planes(points: np.ndarray, n_components: int, max_points: int, rng: np.rand
     return np.stack([projected[:, [i, i + 1]] for i in range(k - 1)])
 
 
+def _names_counted(word_index: np.ndarray, n_words: int) -> int:
+    """How many words a cluster fires on, from each token's index in the word list (-1: another token)."""
+    counts = np.bincount(word_index[word_index >= 0], minlength=n_words)
+    return int(((counts >= MIN_NAME_TOKENS) & (counts >= MIN_NAME_SHARE * counts.sum() / n_words)).sum())
+
+
 def rank_clusters(
     codes: sparse.csr_matrix,
     decoder: np.ndarray,
@@ -229,7 +239,11 @@ def rank_clusters(
 
     ``watch``: named word lists, e.g. ``{"day": DAYS}``; each adds a column
     ``"day share"``, the share of a cluster's firing tokens that are one of
-    those words (stripped), to see at a glance what a cluster is about.
+    those words (stripped), to see at a glance what a cluster is about, and a
+    column ``"day names"``, how many of the words are among its tokens at least
+    ``MIN_NAME_TOKENS`` times and at least ``MIN_NAME_SHARE`` / len(words) of
+    its word tokens (a cluster of Mondays with a few other days is not a
+    weekday cluster).
 
     For each cluster with at least ``MIN_POINTS`` firing tokens (and at least
     two features, and reconstructions spanning a plane), S and M are measured
@@ -245,7 +259,9 @@ def rank_clusters(
     _check_tokens(codes, token_strings)
     rng = np.random.default_rng(seed)
     stripped = [s.strip() for s in token_strings]
-    watched = {name: np.array([s in set(words) for s in stripped]) for name, words in (watch or {}).items()}
+    # Per watched list: each token's index in the list, -1 for other tokens.
+    watched = {name: np.array([list(words).index(s) if s in words else -1 for s in stripped])
+               for name, words in (watch or {}).items()}  # fmt: skip
     sizes = np.bincount(labels)
     candidates = [int(c) for c in np.flatnonzero(sizes >= 2)]
     rows = []
@@ -265,7 +281,8 @@ def rank_clusters(
             "pcs": f"{best + 1},{best + 2}", "S": float(s[best]), "M": float(m[best]),
             "planes": len(planes), "score": mean_plane_score(s, m),
             "best plane (ours)": float(s[best] * (1 - m[best])),
-            **{f"{name} share": float(hits[tokens].mean()) for name, hits in watched.items()},
+            **{f"{name} share": float((index[tokens] >= 0).mean()) for name, index in watched.items()},
+            **{f"{name} names": _names_counted(index[tokens], len(watch[name])) for name, index in watched.items()},
             "top tokens": ", ".join(f"{w!r}×{n}" for w, n in top),
         })  # fmt: skip
     table = pd.DataFrame(rows)
@@ -275,10 +292,10 @@ def rank_clusters(
 
 
 def word_specific_features(
-    codes: sparse.csr_matrix, labels: np.ndarray, token_strings: Sequence[str], words: Sequence[str], top: int = 8,
-    min_fires: int = 20,
+    codes: sparse.csr_matrix, labels: np.ndarray, token_strings: Sequence[str], words: Sequence[str],
+    top: int | None = 8, min_fires: int = 20,
 ) -> pd.DataFrame:  # fmt: skip
-    """The ``top`` features that put the largest share of their activation on ``words`` (stripped tokens).
+    """The ``top`` features (all if None) that put the largest share of their activation on ``words`` (stripped tokens).
 
     Only features that fire on at least ``min_fires`` tokens count: one that
     fired once, on a day name, is not a day feature. Columns: feature, its
@@ -319,6 +336,17 @@ def cluster_projection(
     tokens, points = cluster_reconstructions(codes, decoder, labels, [cluster])[cluster]
     pca = PCA(n_components=min(n_components, int((labels == cluster).sum())), svd_solver="full")
     return tokens, pca.fit_transform(points)
+
+
+def feature_projection(
+    codes: sparse.csr_matrix, decoder: np.ndarray, features: Sequence[int], n_components: int = N_COMPONENTS
+) -> tuple[np.ndarray, np.ndarray]:
+    """``cluster_projection`` for a set of features chosen by hand, as if the clustering had grouped them."""
+    if len(features) < 2:
+        raise ValueError(f"{len(features)} feature(s) given: a projection onto a plane needs at least 2.")
+    labels = np.zeros(len(decoder), dtype=int)
+    labels[list(features)] = 1
+    return cluster_projection(codes, decoder, labels, 1, n_components)
 
 
 def calendar_order(

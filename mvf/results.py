@@ -62,15 +62,22 @@ CLAIMS = (
     Claim("weekday cluster rank", "discovery", "Unsupervised SAE clustering finds day and month circles among the most "
           "irreducible clusters (GPT-2 layer 7, Mistral 7B layer 8).",
           "rank, by the paper's mean plane score, of the best-ranked cluster whose tokens are mostly day names "
-          "(1 = top; none: no such cluster)", decimals=0),
+          "and which fires on at least half of them (1 = top; none: no such cluster)", decimals=0),
     Claim("month cluster rank", "discovery", "(the same, for months)",
           "the same for month names", decimals=0),
     Claim("weekday cluster cyclic order", "discovery", "… and on its top principal components the days go round in "
           "calendar order (GPT-2's Figure 1).",
           "best cyclic-order score of the day names' centroids, over the PCA planes of the cluster with the largest "
-          "share of day names where the centroids are not a line (roundness ≥ 0.3; chance for the best of 4 planes "
-          "0.42); none: no such plane, or a day the cluster never fires on"),
+          "share of day names among those firing on at least half of them, where the centroids are not a line "
+          "(roundness ≥ 0.3; chance for the best of 4 planes 0.42); none: no such plane, or a day the cluster "
+          "never fires on"),
     Claim("month cluster cyclic order", "discovery", "(the same, for months)",
+          "the same for month names (chance, the best of 4: 0.23)"),
+    Claim("weekday features pooled cyclic order (ours)", "discovery", "(ours: is the day circle in the SAE even "
+          "where clustering does not group it?)",
+          "the same score for the reconstructions of every feature that puts more than half its activation on day "
+          "names, pooled whatever their cluster (chance for the best of 4 planes 0.42)"),
+    Claim("month features pooled cyclic order (ours)", "discovery", "(the same, for months)",
           "the same for month names (chance, the best of 4: 0.23)"),
     Claim("weekdays accuracy", "arithmetic", "Mistral 7B and Llama 3 8B solve many Weekdays problems.",
           "Weekdays accuracy among the 7 allowed answers (chance 0.14)"),

@@ -218,3 +218,55 @@ def test_calendar_order_scores_each_plane_and_needs_every_name():
     assert no_sunday["cyclic order"].isna().all() and (no_sunday["fewest tokens of a name"] == 0).all()
     with pytest.raises(ValueError, match="one per token"):
         discovery.calendar_order(projected, strings[:-1], days)
+
+
+def test_rank_clusters_counts_the_names_each_cluster_fires_on():
+    decoder, codes = _planted()
+    labels = discovery.graph_clusters(decoder, 2, 0.5)
+    # The circle's tokens cycle through three names, one of them on fewer tokens than a name needs to count.
+    names = ["alpha", "beta", "gamma"]
+    strings = [names[(t // 2) % 2] if t % 2 == 0 else "line" for t in range(len(codes))]
+    strings[0] = strings[2] = strings[4] = strings[6] = "gamma"
+    watch = {"greek": names}
+    table = discovery.rank_clusters(sparse.csr_matrix(codes), decoder, labels, strings, n_components=2, watch=watch)
+    circle = table[table["cluster"] == labels[0]].iloc[0]
+    assert circle["greek names"] == 2  # alpha and beta; gamma's 4 tokens are below MIN_NAME_TOKENS
+    assert (table.loc[table["cluster"] != labels[0], "greek names"] == 0).all()
+    strings = [names[(t // 2) % 3] if t % 2 == 0 else "line" for t in range(len(codes))]
+    table = discovery.rank_clusters(sparse.csr_matrix(codes), decoder, labels, strings, n_components=2, watch=watch)
+    assert table.loc[table["cluster"] == labels[0], "greek names"].iloc[0] == 3
+
+
+def test_pooled_name_features_recover_a_circle_the_clustering_splits():
+    """Positive control: one feature per day, nearly orthogonal (each mostly its own direction, a little of a shared
+    circle); clustering decoder directions cannot group them, pooling them by what they fire on finds the circle."""
+    days = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+    rng = np.random.default_rng(0)
+    angles = 2 * np.pi * np.arange(7) / 7
+    decoder = np.zeros((7 + 3, 7 + 2 + 3))
+    decoder[:7, :2] = 0.4 * np.column_stack([np.cos(angles), np.sin(angles)])
+    decoder[np.arange(7), 2 + np.arange(7)] = 1.0
+    decoder[7 + np.arange(3), 9 + np.arange(3)] = 1.0  # unrelated features
+    tokens = np.repeat(np.arange(10), 40)
+    codes = np.zeros((len(tokens), len(decoder)))
+    codes[np.arange(len(tokens)), tokens] = rng.uniform(0.5, 1.5, len(tokens))
+    strings = [f" {days[t]}" if t < 7 else " other" for t in tokens]
+    unit = decoder[:7] / np.linalg.norm(decoder[:7], axis=1, keepdims=True)
+    assert (unit @ unit.T)[np.triu_indices(7, 1)].max() < 0.2  # below the top-k graph's cutoff
+    labels = np.arange(len(decoder))
+    chosen = discovery.word_specific_features(sparse.csr_matrix(codes), labels, strings, days, top=None)
+    pooled = chosen.loc[chosen["share on words"] > 0.5, "feature"].to_numpy()
+    assert sorted(pooled) == list(range(7))
+    ids, projected = discovery.feature_projection(sparse.csr_matrix(codes), decoder, pooled)
+    np.testing.assert_array_equal(ids, np.flatnonzero(tokens < 7))
+    order = discovery.calendar_order(projected, [strings[t] for t in ids], days)
+    assert order["cyclic order"].max() == 1.0
+    with pytest.raises(ValueError, match="at least 2"):
+        discovery.feature_projection(sparse.csr_matrix(codes), decoder, pooled[:1])
+
+
+def test_a_name_counts_from_a_quarter_of_an_even_share():
+    # 100 tokens of the first name, 6 of the second and 12 of the third: a name needs 0.25 × 118 / 3 = 9.8.
+    index = np.array([0] * 100 + [1] * 6 + [2] * 12 + [-1] * 50)
+    assert discovery._names_counted(index, 3) == 2
+    assert discovery._names_counted(np.array([0] * 4 + [1] * 4), 2) == 0  # an even share, but too few tokens
