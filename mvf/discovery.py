@@ -8,6 +8,11 @@ Two clusterings, as in the paper: spectral clustering on the affinity
 1 − arccos(cos)/π (GPT-2), and the top-k graph (Mistral 7B). Both can run
 from nearest neighbours computed blockwise in float32 (on the GPU when there
 is one), so 65 536 features never need the dense 65 536² similarity matrix.
+
+Ours, beside the paper's: features chosen by what they fire on
+(``word_specific_features``) can be measured as if clustered
+(``feature_projection``), which finds a circle the SAE spreads over nearly
+orthogonal per-name features that no clustering of directions groups.
 """
 
 from __future__ import annotations
@@ -259,9 +264,12 @@ def rank_clusters(
     _check_tokens(codes, token_strings)
     rng = np.random.default_rng(seed)
     stripped = [s.strip() for s in token_strings]
+    watch = {name: list(dict.fromkeys(words)) for name, words in (watch or {}).items()}
+    if empty := [name for name, words in watch.items() if not words]:
+        raise ValueError(f"watch lists {empty} are empty: give each at least one word.")
     # Per watched list: each token's index in the list, -1 for other tokens.
-    watched = {name: np.array([list(words).index(s) if s in words else -1 for s in stripped])
-               for name, words in (watch or {}).items()}  # fmt: skip
+    positions = {name: {word: i for i, word in enumerate(words)} for name, words in watch.items()}
+    watched = {name: np.array([where.get(s, -1) for s in stripped]) for name, where in positions.items()}
     sizes = np.bincount(labels)
     candidates = [int(c) for c in np.flatnonzero(sizes >= 2)]
     rows = []
@@ -338,14 +346,26 @@ def cluster_projection(
     return tokens, pca.fit_transform(points)
 
 
+def best_round_order(order: pd.DataFrame, n_words: int, min_roundness: float = 0.3) -> tuple[float, float, int]:
+    """From a ``calendar_order`` table: the best score over planes whose centroids are not a line, its chance, and
+    how many such planes there are. The chance is the best of as many random arrangements (at least one); the
+    best is NaN when no plane is round or a name is missing."""
+    round_planes = order[order["roundness"] >= min_roundness]
+    best = float(round_planes["cyclic order"].max()) if len(round_planes) else np.nan
+    return best, geometry.random_order_score(n_words, planes=max(len(round_planes), 1)), len(round_planes)
+
+
 def feature_projection(
     codes: sparse.csr_matrix, decoder: np.ndarray, features: Sequence[int], n_components: int = N_COMPONENTS
 ) -> tuple[np.ndarray, np.ndarray]:
     """``cluster_projection`` for a set of features chosen by hand, as if the clustering had grouped them."""
+    features = np.unique(np.asarray(features, dtype=int))
+    if len(features) and not (0 <= features[0] and features[-1] < len(decoder)):
+        raise ValueError(f"feature ids must lie in 0..{len(decoder) - 1}; got {features[0]}..{features[-1]}.")
     if len(features) < 2:
-        raise ValueError(f"{len(features)} feature(s) given: a projection onto a plane needs at least 2.")
+        raise ValueError(f"{len(features)} distinct feature(s) given: a projection onto a plane needs at least 2.")
     labels = np.zeros(len(decoder), dtype=int)
-    labels[list(features)] = 1
+    labels[features] = 1
     return cluster_projection(codes, decoder, labels, 1, n_components)
 
 

@@ -67,18 +67,17 @@ CLAIMS = (
           "the same for month names", decimals=0),
     Claim("weekday cluster cyclic order", "discovery", "… and on its top principal components the days go round in "
           "calendar order (GPT-2's Figure 1).",
-          "best cyclic-order score of the day names' centroids, over the PCA planes of the cluster with the largest "
-          "share of day names among those firing on at least half of them, where the centroids are not a line "
-          "(roundness ≥ 0.3; chance for the best of 4 planes 0.42); none: no such plane, or a day the cluster "
-          "never fires on"),
+          "best cyclic-order score of the day names' centroids over the PCA planes of that cluster where the "
+          "centroids are not a line (roundness ≥ 0.3; chance: the best of as many random arrangements, 0.27 for "
+          "one plane, 0.42 for four); none: no such cluster or plane, or a day the cluster never fires on"),
     Claim("month cluster cyclic order", "discovery", "(the same, for months)",
-          "the same for month names (chance, the best of 4: 0.23)"),
+          "the same for month names (chance 0.14 for one plane, 0.23 for four)"),
     Claim("weekday features pooled cyclic order (ours)", "discovery", "(ours: is the day circle in the SAE even "
           "where clustering does not group it?)",
           "the same score for the reconstructions of every feature that puts more than half its activation on day "
-          "names, pooled whatever their cluster (chance for the best of 4 planes 0.42)"),
+          "names, pooled whatever their cluster (the same chance)"),
     Claim("month features pooled cyclic order (ours)", "discovery", "(the same, for months)",
-          "the same for month names (chance, the best of 4: 0.23)"),
+          "the same for month names"),
     Claim("weekdays accuracy", "arithmetic", "Mistral 7B and Llama 3 8B solve many Weekdays problems.",
           "Weekdays accuracy among the 7 allowed answers (chance 0.14)"),
     Claim("months accuracy", "arithmetic", "… and many Months problems.",

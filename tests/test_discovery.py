@@ -1,6 +1,7 @@
 """mvf.discovery on a planted SAE: a circle cluster among line clusters."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import sparse
 
@@ -270,3 +271,26 @@ def test_a_name_counts_from_a_quarter_of_an_even_share():
     index = np.array([0] * 100 + [1] * 6 + [2] * 12 + [-1] * 50)
     assert discovery._names_counted(index, 3) == 2
     assert discovery._names_counted(np.array([0] * 4 + [1] * 4), 2) == 0  # an even share, but too few tokens
+
+
+def test_feature_projection_takes_each_feature_once_and_checks_ids():
+    decoder, codes = _planted()
+    codes = sparse.csr_matrix(codes)
+    ids, projected = discovery.feature_projection(codes, decoder, [0, 1, 2, 2])
+    same_ids, same = discovery.feature_projection(codes, decoder, [2, 1, 0])
+    np.testing.assert_array_equal(ids, same_ids)
+    np.testing.assert_allclose(projected, same)
+    with pytest.raises(ValueError, match="at least 2"):
+        discovery.feature_projection(codes, decoder, [3, 3])
+    with pytest.raises(ValueError, match="must lie in"):
+        discovery.feature_projection(codes, decoder, [-1, 2])
+    with pytest.raises(ValueError, match="empty"):
+        discovery.rank_clusters(codes, decoder, np.zeros(len(decoder), int), ["x"] * codes.shape[0], watch={"day": []})
+
+
+def test_best_round_order_ignores_planes_on_a_line():
+    order = pd.DataFrame({"cyclic order": [1.0, 0.5, np.nan], "roundness": [0.1, 0.8, 0.9]})
+    best, chance, planes = discovery.best_round_order(order, 7)
+    assert (best, planes) == (0.5, 2) and 0.27 < chance < 0.5  # the best of 2 random arrangements
+    best, chance, planes = discovery.best_round_order(order.iloc[:1], 7)
+    assert np.isnan(best) and planes == 0 and chance == pytest.approx(0.27, abs=0.01)
