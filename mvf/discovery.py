@@ -174,6 +174,11 @@ def cluster_stability(labels_a: np.ndarray, labels_b: np.ndarray) -> float:
     return float(adjusted_rand_score(labels_a, labels_b))
 
 
+def _words(token_strings: Sequence[str]) -> np.ndarray:
+    """The tokens as words ``(n,)``: BPE tokens carry their leading space (" Monday")."""
+    return np.array([s.strip() for s in token_strings])
+
+
 def _check_tokens(codes: sparse.spmatrix, token_strings: Sequence[str]) -> None:
     if codes.shape[0] != len(token_strings):
         raise ValueError(f"codes has {codes.shape[0]} tokens but token_strings has {len(token_strings)}.")
@@ -263,7 +268,7 @@ def rank_clusters(
     """
     _check_tokens(codes, token_strings)
     rng = np.random.default_rng(seed)
-    stripped = [s.strip() for s in token_strings]
+    stripped = _words(token_strings)
     watch = {name: list(dict.fromkeys(words)) for name, words in (watch or {}).items()}
     if empty := [name for name, words in watch.items() if not words]:
         raise ValueError(f"watch lists {empty} are empty: give each at least one word.")
@@ -311,7 +316,7 @@ def word_specific_features(
     where the SAE keeps a concept the clustering did not surface.
     """
     _check_tokens(codes, token_strings)
-    on_words = np.isin([s.strip() for s in token_strings], list(words))
+    on_words = np.isin(_words(token_strings), list(words))
     total = np.asarray(codes.sum(axis=0)).ravel()
     fires = np.diff(sparse.csc_matrix(codes).indptr)
     share = np.divide(np.asarray(codes[on_words].sum(axis=0)).ravel(), total, out=np.zeros_like(total), where=total > 0)
@@ -329,7 +334,7 @@ def activation_by_word(
     1; a feature that never fires on the words has a row of zeros).
     """
     _check_tokens(codes, token_strings)
-    stripped = np.array([s.strip() for s in token_strings])
+    stripped = _words(token_strings)
     chosen = sparse.csc_matrix(codes)[:, list(features)]
     totals = np.column_stack([np.asarray(chosen[stripped == word].sum(axis=0)).ravel() for word in words])
     sums = totals.sum(axis=1, keepdims=True)
@@ -388,7 +393,7 @@ def calendar_order(
     """
     if len(token_strings) != len(projected):
         raise ValueError(f"{len(token_strings)} token_strings for {len(projected)} projected tokens; pass one per token.")
-    stripped = np.array([s.strip() for s in token_strings])
+    stripped = _words(token_strings)
     counts = np.array([(stripped == word).sum() for word in words])
     chance = geometry.random_order_score(len(words))
     # Every name's centroid on all the components (m, k); each plane is two of its columns.
