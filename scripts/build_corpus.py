@@ -67,6 +67,7 @@ def sample(prompt_set: str, batches: int, batch_size: int, seed: int, max_new_to
     prompts = make_prompts()
     folder.mkdir(parents=True, exist_ok=True)
     index, count = shard
+    drawn_on = _drawn_on(device)
     for batch in tqdm(range(index, batches, count), desc=f"sampled batches ({prompt_set}, shard {index}/{count})"):
         path = folder / f"batch_{batch:04d}.json"
         if path.exists():
@@ -81,7 +82,7 @@ def sample(prompt_set: str, batches: int, batch_size: int, seed: int, max_new_to
                 pad_token_id=tokenizer.pad_token_id,
             )  # fmt: skip
         texts = tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
-        _save_json(path, {"seed": seed + batch, "max_new_tokens": max_new_tokens, "drawn_on": _drawn_on(device),
+        _save_json(path, {"seed": seed + batch, "max_new_tokens": max_new_tokens, "drawn_on": drawn_on,
                           "prompts": chosen, "texts": [t.strip() for t in texts]})  # fmt: skip
 
 

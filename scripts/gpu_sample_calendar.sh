@@ -3,8 +3,9 @@
 # .whl/bundle.part* carried (python scripts/gpu_wheels.py --with-embedded-model) and artifacts/calendar_samples
 # carried so that the batches already drawn are skipped. A 135M model leaves the GPU mostly idle, so SHARDS
 # processes draw a share of the batches each (a batch's seed is its index, whichever process draws it).
-# Writes $OUT/calendar_samples.tar.xz (every batch; unpack it into artifacts/) and $OUT/sample.log; then, in
-# the time left (LOAD_SECONDS; sampling stops after SAMPLE_SECONDS, keeping the batches saved), the paper's models at full size with random weights ($OUT/load.log).
+# Writes $OUT/calendar_samples.tar.xz (every batch; unpack it into artifacts/) and $OUT/sample.log; sampling
+# stops after SAMPLE_SECONDS, keeping the batches saved. Then, within LOAD_SECONDS, the paper's models at full
+# size with random weights ($OUT/load.log).
 out=${OUT:-gpu-samples}
 mkdir -p "$out" /tmp/logs
 . scripts/device_env.sh || exit 1
