@@ -24,8 +24,13 @@ from mvf.tokens import prepends_bos
 
 
 POSITIONS = ("operand", "final")
+# The circle patch read against patches that carry no circle: through a probe of a scrambled calendar order, and
+# through a random plane of the probe's PCA space.
+NULLS = ("circle patch, shuffled-order probe (null)", "random-plane patch (null)")
 # At the final position ("c") the paper's donor for a new answer γ' is the problem with answer γ' and duration β = 3.
 PAPER_DONOR_SHIFT = 3
+BOOTSTRAP_DRAWS = 1000  # resamples of the problems for each interval
+INTERVAL = 0.95
 
 
 def read_values(problems: list[Problem], position: str) -> np.ndarray:
@@ -103,24 +108,47 @@ def random_basis(k: int, d: int, seed: int = 0) -> np.ndarray:
     return np.linalg.qr(np.random.default_rng(seed).normal(size=(d, k)))[0].T
 
 
-def methods(probe: CircleProbe, clean: np.ndarray, donors: np.ndarray, seed: int = 0) -> dict[str, Callable]:
+def shuffled_order(period: int, seed: int = 0) -> np.ndarray:
+    """A seeded relabelling ``(period,)`` of the p values that is not a rotation or reflection of the calendar order.
+
+    A rotated or reflected order is the same circle, so a probe fitted to it
+    would be the real one; every other permutation scrambles the neighbours.
+    """
+    if period < 4:
+        raise ValueError(f"a calendar order of {period} values has no relabelling that is not a rotation or reflection.")
+    symmetries = {tuple((s * np.arange(period) + r) % period) for r in range(period) for s in (1, -1)}
+    generator = np.random.default_rng(seed)
+    while tuple(order := generator.permutation(period)) in symmetries:
+        pass
+    return order
+
+
+def methods(
+    probe: CircleProbe, clean: np.ndarray, donors: np.ndarray, seed: int = 0, null_probe: CircleProbe | None = None,
+    null_order: np.ndarray | None = None,
+) -> dict[str, Callable]:  # fmt: skip
     """Each method: (problem indices, new values) ``(n_pairs,)`` → replacement activations ``(n_pairs, d)``.
 
     ``clean``: ``(n_problems, d)``; ``donors``: ``(n_pairs,)`` the matching
     problem of each pair (``matching_problems``). The paper's methods first,
-    then ours, named so. "circle ablation" sets the circle's coordinates to
-    the mean's (the centre of the circle: zero in the probe's centred
-    coordinates); "circle only" keeps them and sets everything else to the mean.
+    then ours, named so, then the nulls the circle patch is read against.
+    "circle ablation" sets the circle's coordinates to the mean's (the centre
+    of the circle: zero in the probe's centred coordinates); "circle only"
+    keeps them and sets everything else to the mean. The nulls: the circle
+    patch through ``null_probe``, fitted to the values relabelled by
+    ``null_order`` (``shuffled_order``), aimed at the relabelled new value; and
+    the mean with a random plane of the probe's PCA space set to the donor's.
     """
     period = probe.period
     mean = clean.mean(axis=0)
     k, d = probe.components.shape
     plane, randoms = circle_plane(probe), random_basis(k, d, seed)
+    random_plane = random_basis(2, k, seed) @ probe.components  # orthonormal: the components are
 
     def everywhere(rows: np.ndarray) -> np.ndarray:
         return np.broadcast_to(mean, (len(rows), d))
 
-    return {
+    chosen = {
         "before": lambda i, y: clean[i],
         "circle patch": lambda i, y: circle_patch(probe, everywhere(i), circle_targets(y, period)),
         "full patch": lambda i, y: clean[donors],
@@ -130,7 +158,11 @@ def methods(probe: CircleProbe, clean: np.ndarray, donors: np.ndarray, seed: int
         "circle only": lambda i, y: subspace_patch(plane, everywhere(i), clean[i]),
         "in-plane circle move (ours)": lambda i, y: circle_patch(probe, clean[i], circle_targets(y, period)),
         f"random {k}-d patch (ours)": lambda i, y: subspace_patch(randoms, clean[i], clean[donors]),
+        NULLS[1]: lambda i, y: subspace_patch(random_plane, everywhere(i), clean[donors]),
     }  # fmt: skip
+    if null_probe is not None:
+        chosen[NULLS[0]] = lambda i, y: circle_patch(null_probe, everywhere(i), circle_targets(null_order[y], period))
+    return chosen
 
 
 def patched_logits(
@@ -163,29 +195,76 @@ def patched_logits(
     return torch.cat(out)
 
 
-def effect(allowed_logits: torch.Tensor, old: np.ndarray, new: np.ndarray) -> dict[str, float]:
-    """Mean logit difference (new answer − old answer) and accuracy of the new answer among the allowed ones.
+def pair_effects(allowed_logits: torch.Tensor, old: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair: the logit difference new answer − old answer ``(n,)`` and whether the new answer wins among the allowed ``(n,)``.
 
     ``allowed_logits``: ``(n, period)``, the logits of the allowed answers after each prompt, in calendar order.
     """
-    allowed = allowed_logits.numpy()
+    allowed = allowed_logits.numpy().astype(np.float64)
     rows = np.arange(len(old))
-    return {
-        "logit diff": float((allowed[rows, new] - allowed[rows, old]).mean()),
-        "accuracy": float((allowed.argmax(axis=1) == new).mean()),
-    }
+    return allowed[rows, new] - allowed[rows, old], allowed.argmax(axis=1) == new
+
+
+def bootstrap_means(values: np.ndarray, groups: np.ndarray, draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> np.ndarray:
+    """Means of each row of ``values`` ``(m, n)`` over ``draws`` resamples of the groups (problems): ``(draws, m)``.
+
+    ``groups``: ``(n,)`` the problem of each pair; whole problems are drawn
+    with replacement, so the pairs of one problem, which share its prompt,
+    count as one unit (seeded).
+    """
+    labels, inverse = np.unique(groups, return_inverse=True)
+    counts = np.random.default_rng(seed).multinomial(len(labels), np.full(len(labels), 1 / len(labels)), size=draws)
+    weights = counts[:, inverse]
+    return weights @ values.T / weights.sum(axis=1, keepdims=True)
+
+
+def summarize(diffs: dict[str, np.ndarray], wins: dict[str, np.ndarray], groups: np.ndarray, seed: int = 0) -> pd.DataFrame:
+    """One row per method: mean logit difference, accuracy, and the shares of the full patch's shift, with intervals.
+
+    ``diffs`` and ``wins``: method → ``(n_pairs,)`` (``pair_effects``), with
+    "before", "full patch" and "mean ablation" among the methods. A method's
+    *share from before* is (its logit difference − before's) / (full patch's −
+    before's); its *share from mean ablation* measures both from the mean
+    ablation instead, which already erases the old value. Each comes with the
+    bootstrap 95 % interval over problems (``bootstrap_means``; ``low``, ``high``).
+    """
+    names = list(diffs)
+    values = np.stack([diffs[name] for name in names])
+    # Row 0: the estimate on every problem; the other rows: the bootstrap draws.
+    means = np.vstack([values.mean(axis=1), bootstrap_means(values, groups, seed=seed)])
+    at = {name: j for j, name in enumerate(names)}
+    before, ablated, full = (means[:, [at[name]]] for name in ("before", "mean ablation", "full patch"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        measures = {
+            "logit diff": means,
+            "shift from before": means - before,
+            "share from before": (means - before) / (full - before),
+            "share from mean ablation": (means - ablated) / (full - ablated),
+        }
+    low, high = 50 * (1 - INTERVAL), 50 * (1 + INTERVAL)
+    rows = []
+    for name, j in at.items():
+        row = {"method": name, "accuracy": float(wins[name].mean())}
+        for label, measured in measures.items():
+            row |= {label: float(measured[0, j]), f"{label} low": float(np.nanpercentile(measured[1:, j], low)),
+                    f"{label} high": float(np.nanpercentile(measured[1:, j], high))}  # fmt: skip
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def sweep(
     model, problems: list[Problem], probes_by_hook: dict[str, CircleProbe], clean_by_hook: dict[str, np.ndarray],
     positions: np.ndarray, position: str, per_problem: int | None = None, batch_size: int = 512, seed: int = 0,
+    null_probes_by_hook: dict[str, CircleProbe] | None = None, null_order: np.ndarray | None = None,
 ) -> pd.DataFrame:  # fmt: skip
-    """Effect of every method at every hook: one row per (hook, method); every method's pairs go through the model together.
+    """Effect of every method at every hook: one row per (hook, method) (``summarize``'s columns); every method's pairs go through the model together.
 
     ``positions``: ``(n_problems,)`` token positions patched, at the
     ``position`` ("operand" or "final") whose value the probes read
     (``read_values``); ``clean_by_hook``: ``{hook: (n_problems, d)}`` clean
-    activations there. A pair's new answer is y' + β at the operand, y' at the final position.
+    activations there; ``null_probes_by_hook``: the probes fitted to the
+    values relabelled by ``null_order``, for the shuffled-order null.
+    A pair's new answer is y' + β at the operand, y' at the final position.
     """
     period = problems[0].period
     index, target = target_pairs(problems, position, per_problem, seed)
@@ -194,17 +273,22 @@ def sweep(
     old = np.array([problems[i].answer for i in index])
     new = np.array([problems[j].answer for j in donors])
     prompts = [problems[i].prompt for i in index]
-    rows = []
+    tables = []
     n = len(index)
     for hook, probe in tqdm(probes_by_hook.items(), desc="layers"):
+        null_probe = None if null_probes_by_hook is None else null_probes_by_hook[hook]
+        chosen = methods(probe, clean_by_hook[hook], donors, seed, null_probe, null_order)
         # One call for all methods: a few large batches cost a fraction of many small ones (bench/interventions.py).
-        replaced = {name: method(index, target) for name, method in methods(probe, clean_by_hook[hook], donors, seed).items()}
+        replaced = {name: method(index, target) for name, method in chosen.items()}
         logits = patched_logits(model, prompts * len(replaced), hook, np.tile(positions[index], len(replaced)),
                                 np.concatenate(list(replaced.values())), batch_size, allowed.repeat(len(replaced), 1))  # fmt: skip
-        layer = check_hook(model, hook)
-        for k, name in enumerate(replaced):
-            rows.append({"hook": hook, "layer": layer, "method": name} | effect(logits[k * n : (k + 1) * n], old, new))
-    return pd.DataFrame(rows).assign(chance=1 / period)
+        measured = {name: pair_effects(logits[k * n : (k + 1) * n], old, new) for k, name in enumerate(replaced)}
+        table = summarize({name: m[0] for name, m in measured.items()}, {name: m[1] for name, m in measured.items()},
+                          index, seed)  # fmt: skip
+        tables.append(table.assign(hook=hook, layer=check_hook(model, hook)))
+    columns = ["hook", "layer", "method"]
+    table = pd.concat(tables, ignore_index=True)
+    return table[columns + [c for c in table if c not in columns]].assign(chance=1 / period)
 
 
 def position_sweep(
@@ -215,7 +299,8 @@ def position_sweep(
 
     The clean activations at ``position`` ("operand" or "final", from the
     tokenization) are collected at every hook (cached under ``cache_dir``
-    when given); returns ``probes.quality_by_layer``'s table and ``sweep``'s,
+    when given); the shuffled-order null's probes are fitted to the values
+    relabelled by ``shuffled_order(period, seed)``. Returns ``probes.quality_by_layer``'s table and ``sweep``'s,
     each with a ``position`` column.
     """
     period = problems[0].period
@@ -225,7 +310,10 @@ def position_sweep(
     clean = {hook: acts.numpy().astype(np.float64) for hook, acts in clean.items()}
     quality = quality_by_layer(clean, values, period, k=k, seed=seed).assign(position=position)
     fitted = {hook: fit_circle_probe(clean[hook], values, period, k=k) for hook in sweep_hooks}
-    effects = sweep(model, problems, fitted, clean, where, position, per_problem=per_problem, seed=seed)
+    order = shuffled_order(period, seed)
+    nulls = {hook: fit_circle_probe(clean[hook], order[values], period, k=k) for hook in sweep_hooks}
+    effects = sweep(model, problems, fitted, clean, where, position, per_problem=per_problem, seed=seed,
+                    null_probes_by_hook=nulls, null_order=order)  # fmt: skip
     return quality, effects.assign(position=position)
 
 
@@ -237,25 +325,81 @@ class Verdict(NamedTuple):
 
 
 VERDICTS = ("inconclusive", "matches", "partly matches", "does not match")
+MATCH = 0.7  # a share of the full patch's shift at which the circle patch does "about as much" (the paper's claim)
+MIN_PROBE_R2 = 0.5  # below it the probe does not read the value: no circle to patch
+PART = 0.5  # below it, even at the interval's top, the circle carries less than half of the shift
+SAME_ANSWER = 0.8  # the circle patch's accuracy, as a share of the full patch's, at which it moves the answer as far
 
 
-def verdict(accuracy: pd.Series, chance: float) -> Verdict:
-    """The paper's claim for one layer, judged against chance: does the circle patch move the answer as the full patch does?
+def verdict(rows: pd.DataFrame, probe_r2: float | None = None) -> Verdict:
+    """The paper's claim at one layer and position, on its metric: does the circle patch shift the logit difference as the full patch does?
 
-    ``accuracy``: method → share of pairs whose allowed answer became the new
-    one. Inconclusive when the full patch itself does not reach twice chance
-    (then the layer does not carry the value at that position, or the model
-    cannot do the task); otherwise the circle patch's gain over chance as a
-    share of the full patch's: at least 0.8 matches the paper, below 0.5 does not.
+    ``rows``: ``summarize``'s table of one layer, indexed by method;
+    ``probe_r2``: the circle probe's held-out R² there. The rule, on the
+    circle patch's share of the full patch's shift from "before" with its 95 %
+    interval:
+
+    - inconclusive when the probe does not read the value (R² below
+      ``MIN_PROBE_R2``: the patch then moves along a plane fitted to noise,
+      and its effect changes with the last bits of the activations), when
+      the full patch's own shift is not above 0 (its interval reaches 0:
+      there is nothing to reproduce) or when the share's interval is wider than 1;
+    - *matches* when the full patch makes the new answer win at least twice
+      as often as chance (the ``chance`` column), the circle patch
+      *reproduces* the full patch and no null does: a patch reproduces it when its share is at least ``MATCH``
+      with a lower bound of at least ``PART`` and its new answer wins at
+      least ``SAME_ANSWER`` times as often as after the full patch (the logit
+      difference compares two answers only: a patch aimed at the old
+      answer's neighbour raises it nearly as much as the right one);
+    - *does not match* when even the top of the share's interval is below ``PART``;
+    - *partly matches* otherwise.
+
+    The share from mean ablation is reported beside it and not judged: a
+    patch that starts from the mean loses part of the logits' scale even
+    where it carries the whole value (the positive control's operand).
     """
-    full, circle = accuracy["full patch"], accuracy["circle patch"]
-    if full < 2 * chance:
-        return Verdict("inconclusive", f"inconclusive: the full patch itself moves only {full:.2f} of the answers "
-                       f"(chance {chance:.2f}), so there is no effect for the circle to reproduce")  # fmt: skip
-    share = (circle - chance) / (full - chance)
-    category = "matches" if share >= 0.8 else "does not match" if share < 0.5 else "partly matches"
-    return Verdict(category, f"the circle patch gains {share:.0%} of the full patch's gain over chance ({circle:.2f} "
-                   f"and {full:.2f} against chance {chance:.2f}): this {category} the paper")  # fmt: skip
+    full, circle = rows.loc["full patch"], rows.loc["circle patch"]
+    if probe_r2 is not None and probe_r2 < MIN_PROBE_R2:
+        return Verdict("inconclusive", f"inconclusive: the circle probe does not read the value here (held-out R² "
+                       f"{probe_r2:.2f}), so there is no circle to patch")  # fmt: skip
+    if full["shift from before low"] <= 0:
+        return Verdict("inconclusive", f"inconclusive: the full patch shifts the logit difference by "
+                       f"{_interval(full, 'shift from before', '.2f')}, an interval that reaches 0, so there is no "
+                       f"effect for the circle to reproduce")  # fmt: skip
+    if circle["share from before high"] - circle["share from before low"] > 1:
+        return Verdict("inconclusive", f"inconclusive: the circle patch's share of the full patch's shift, "
+                       f"{_interval(circle, 'share from before')}, is too uncertain to judge")  # fmt: skip
+    nulls = rows.loc[[name for name in NULLS if name in rows.index]]
+    reproduced = [name for name, row in nulls.iterrows() if _reproduces(row, full)]
+    answers_move = full["accuracy"] >= 2 * full["chance"]
+    if _reproduces(circle, full) and not reproduced and answers_move:
+        category = "matches"
+    elif circle["share from before high"] < PART:
+        category = "does not match"
+    else:
+        category = "partly matches"
+    against = ""
+    if len(nulls):
+        done = " and ".join(f"{name.split(' (')[0]} {row['share from before']:.0%} (wins {row['accuracy']:.2f})"
+                            for name, row in nulls.iterrows())  # fmt: skip
+        against = f"; the nulls do {done}" + (f", so {' and '.join(n.split(' (')[0] for n in reproduced)} does as "
+                                              f"much as the circle" if reproduced else "")  # fmt: skip
+    weak = "" if answers_move else f" (under twice chance, {full['chance']:.2f}: the answers hardly move)"
+    return Verdict(category, f"the circle patch does {_interval(circle, 'share from before')} of the full patch's "
+                   f"shift in logit difference from before ({_interval(circle, 'share from mean ablation')} from mean "
+                   f"ablation){against}; the new answer wins in {circle['accuracy']:.2f} of the pairs against "
+                   f"{full['accuracy']:.2f} for the full patch{weak}: this {category} the paper")  # fmt: skip
+
+
+def _reproduces(patch: pd.Series, full: pd.Series) -> bool:
+    """Whether a patch's row does about what the full patch's does, by ``verdict``'s thresholds."""
+    return bool(patch["share from before"] >= MATCH and patch["share from before low"] >= PART
+                and patch["accuracy"] >= SAME_ANSWER * full["accuracy"])  # fmt: skip
+
+
+def _interval(row: pd.Series, label: str, spec: str = ".0%") -> str:
+    """``row[label]`` with its interval, e.g. "78 % [70 %, 85 %]"."""
+    return f"{row[label]:{spec}} [{row[label + ' low']:{spec}}, {row[label + ' high']:{spec}}]"
 
 
 def off_circle(

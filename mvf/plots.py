@@ -188,23 +188,73 @@ def probe_quality(table: pd.DataFrame) -> Figure:
     return figure
 
 
+# Methods drawn in the interventions figures: the paper's in solid lines, ours dashed, the nulls dotted.
+_METHOD_STYLE = {"before": ("0.35", "-"), "full patch": ("#1b9e77", "-"), "circle patch": ("#d95f02", "-"),
+                 "mean ablation": ("#7570b3", "-"), "circle patch, shuffled-order probe (null)": ("#e7298a", ":"),
+                 "random-plane patch (null)": ("#66a61e", ":")}  # fmt: skip
+
+
 def intervention_effects(table: pd.DataFrame) -> Figure:
-    """Logit difference and new-answer accuracy per layer, one line per method (the paper's intervention plot)."""
-    figure, (diff_ax, accuracy_ax) = plt.subplots(1, 2, figsize=(13, 3.8))
-    for method, rows in table.groupby("method", sort=False):
-        diff_ax.plot(rows["layer"], rows["logit diff"], marker="o", label=method)
-        accuracy_ax.plot(rows["layer"], rows["accuracy"], marker="o", label=method)
+    """Logit difference (with its 95 % interval) and new-answer accuracy per layer: the paper's methods and the nulls.
+
+    ``table``: ``interventions.sweep``'s rows of one position. The other
+    methods are in the tables; six lines are as many as the eye tells apart.
+    """
+    figure, (diff_ax, accuracy_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for method, (colour, style) in _METHOD_STYLE.items():
+        rows = table[table["method"] == method]
+        if rows.empty:
+            continue
+        diff_ax.plot(rows["layer"], rows["logit diff"], marker="o", markersize=3, color=colour, linestyle=style, label=method)
+        diff_ax.fill_between(rows["layer"], rows["logit diff low"], rows["logit diff high"], color=colour, alpha=0.15)
+        accuracy_ax.plot(rows["layer"], rows["accuracy"], marker="o", markersize=3, color=colour, linestyle=style)
     diff_ax.axhline(0, color="0.6", linewidth=1)
     if "chance" in table:
-        accuracy_ax.axhline(table["chance"].iloc[0], color="0.6", linestyle=":", label="chance")
-    diff_ax.set_ylabel("logit(new answer) − logit(old answer)")
-    diff_ax.set_title("Does the intervention move the answer?")
+        accuracy_ax.axhline(table["chance"].iloc[0], color="0.6", linestyle="--", linewidth=1, label="chance")
+        accuracy_ax.legend(loc="upper right")
+    diff_ax.set_ylabel("logit(new) − logit(old)")
+    diff_ax.set_title("Logit difference (the paper's metric)")
     accuracy_ax.set_ylabel("share answering the new value")
     accuracy_ax.set_ylim(0, 1.02)
-    accuracy_ax.set_title("Accuracy of the intended new answer")
+    accuracy_ax.set_title("Accuracy of the new answer")
     for ax in (diff_ax, accuracy_ax):
         ax.set_xlabel("layer")
-    accuracy_ax.legend(fontsize="small")
+    figure.legend(*diff_ax.get_legend_handles_labels(), loc="lower center", ncol=3, bbox_to_anchor=(0.5, -0.1))
+    figure.tight_layout()
+    return figure
+
+
+def share_by_layer(table: pd.DataFrame, match: float = 0.8, part: float = 0.5) -> Figure:
+    """The circle patch's share of the full patch's shift per layer, one panel per position, with the nulls'.
+
+    ``table``: ``interventions.sweep``'s rows (with a ``position`` column);
+    bands are the 95 % intervals; dashed lines the verdict's thresholds.
+    Layers where the full patch does not move the answer are left out (their
+    shares divide by nearly nothing).
+    """
+    positions = list(dict.fromkeys(table["position"]))
+    figure, axes = plt.subplots(1, len(positions), figsize=(10, 4), sharey=True, squeeze=False)
+    for ax, position in zip(axes[0], positions):
+        rows = table[table["position"] == position]
+        full = rows[rows["method"] == "full patch"].set_index("layer")
+        moving = full.index[full["shift from before low"] > 0]
+        circle = rows[rows["method"] == "circle patch"].set_index("layer").loc[moving]
+        for base, colour in (("before", "#d95f02"), ("mean ablation", "#7570b3")):
+            column = f"share from {base}"
+            ax.plot(circle.index, circle[column], marker="o", markersize=3, color=colour, label=f"circle patch, from {base}")
+            ax.fill_between(circle.index, circle[f"{column} low"], circle[f"{column} high"], color=colour, alpha=0.2)
+        for method in ("circle patch, shuffled-order probe (null)", "random-plane patch (null)"):
+            null = rows[rows["method"] == method].set_index("layer").reindex(moving)
+            colour, style = _METHOD_STYLE[method]
+            ax.plot(null.index, null["share from before"], color=colour, linestyle=style, label=f"{method}, from before")
+        for level in (match, part):
+            ax.axhline(level, color="0.5", linestyle="--", linewidth=1)
+        ax.axhline(0, color="0.8", linewidth=1)
+        ax.set_title(f"{position} token")
+        ax.set_xlabel("layer")
+    axes[0, 0].set_ylabel("share of the full patch's shift")
+    axes[0, 0].set_ylim(-0.3, 1.3)
+    figure.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=2, bbox_to_anchor=(0.5, -0.12))
     figure.tight_layout()
     return figure
 

@@ -68,8 +68,8 @@ CLAIMS = (
     Claim("weekday cluster cyclic order", "discovery", "… and on its top principal components the days go round in "
           "calendar order (GPT-2's Figure 1).",
           "best cyclic-order score of the day names' centroids over the PCA planes of that cluster where the "
-          "centroids are not a line (roundness ≥ 0.3; chance: the best of as many random arrangements, 0.27 for "
-          "one plane, 0.42 for four); none: no such cluster or plane, or a day the cluster never fires on"),
+          "centroids are not a line (roundness ≥ 0.3; chance: the best of as many random arrangements, 0.26 for "
+          "one plane, 0.41 for four); none: no such cluster or plane, or a day the cluster never fires on"),
     Claim("month cluster cyclic order", "discovery", "(the same, for months)",
           "the same for month names (chance 0.14 for one plane, 0.23 for four)"),
     Claim("weekday features pooled cyclic order (ours)", "discovery", "(ours: is the day circle in the SAE even "
@@ -88,8 +88,18 @@ CLAIMS = (
           "held-out R² of the linear probe at the same layer"),
     Claim("probe shuffled R2 (max)", "interventions", "(baseline, ours) the same probe fitted to shuffled calendar "
           "orders.", "highest held-out R² of the circle probe over 20 shuffled orders, at the same layer"),
-    Claim("circle patch accuracy", "interventions", "Patching the circle moves the answer about as much as patching "
-          "the whole layer (Mistral 7B).", "share of circle patches that give the intended new answer (best layer)"),
+    Claim("circle patch share from before", "interventions", "Patching the circle moves the answer about as much as "
+          "patching the whole layer (Mistral 7B, the logit difference between the new and the old answer).",
+          "share of the full patch's shift in logit difference (new − old answer) from before that the circle patch "
+          "makes, with its 95 % interval over problems, at the layer and position of the probe above"),
+    Claim("circle patch share from mean ablation", "interventions", "(the same, measured from mean ablation)",
+          "the same share, with both shifts measured from the mean ablation, which already erases the old value"),
+    Claim("shuffled-order null share (ours)", "interventions", "(null, ours) the same patch through a probe fitted "
+          "to a shuffled calendar order.", "its share of the full patch's shift from before (same layer)"),
+    Claim("random-plane null share (ours)", "interventions", "(null, ours) the mean with a random plane of the "
+          "probe's PCA space taken from the matching problem.", "its share of the full patch's shift from before"),
+    Claim("circle patch accuracy", "interventions", "(secondary) the circle patch makes the new answer the top one.",
+          "share of circle patches whose top allowed answer is the intended new one (same layer)"),
     Claim("full patch accuracy", "interventions", "(baseline) patching the whole activation.",
           "share of full patches that give the intended new answer (same layer)"),
     Claim("off-circle tracking", "off_circle", "Moving the point around the circle moves the answer smoothly.",
@@ -98,8 +108,11 @@ CLAIMS = (
     Claim("circle of answer share", "decompose", "The circle of the answer explains much of the hidden state at the "
           "token before the answer.", "largest share the circle of the answer adds after the one-hot codes of the "
           "operand and shift, on the top-20 PCs (the paper's order; final token)"),
+    Claim("circle of answer share, circles first (ours)", "decompose", "(ours) the same with the circles entered "
+          "first.", "largest share the circle of the answer explains when entered first (final token)"),
 )  # fmt: skip
 KEYS = tuple(claim.key for claim in CLAIMS)
+INTERVAL_ENDS = (" low", " high")  # a number may come with its interval: "{key} low" and "{key} high"
 
 
 def hardware() -> str:
@@ -120,7 +133,8 @@ def versions() -> dict[str, str]:
 
 
 def _check_numbers(numbers: dict, source: str) -> None:
-    unknown = sorted(set(numbers) - set(KEYS))
+    allowed = set(KEYS) | {key + end for key in KEYS for end in INTERVAL_ENDS}
+    unknown = sorted(set(numbers) - allowed)
     if unknown:
         raise ValueError(f"{source}: unknown result keys {unknown}; the claims are {list(KEYS)}.")
     bad = [key for key, value in numbers.items()
@@ -131,7 +145,7 @@ def _check_numbers(numbers: dict, source: str) -> None:
 
 def record(
     chapter: str, profile: str, numbers: dict[str, float], folder: Path = RESULTS_DIR,
-    settings: dict[str, str | int | float] | None = None,
+    settings: dict[str, str | int | float] | None = None, not_applicable: dict[str, str] | None = None,
 ) -> Path:  # fmt: skip
     """Save a chapter's headline numbers for ``profile`` with date, hardware and versions; returns the file.
 
@@ -139,8 +153,12 @@ def record(
 
     ``settings`` say what the numbers were measured on (task, position, layer,
     chance, …); the results page shows them beside each number.
+    ``not_applicable``: claims that this model or task cannot test, each with
+    the reason (a share that is 0 by construction, say); shown as "n/a".
     """
     _check_numbers(numbers, f"chapter {chapter!r}")
+    not_applicable = not_applicable or {}
+    _check_numbers(dict.fromkeys(not_applicable), f"chapter {chapter!r} (not applicable)")
     settings = settings or {}
     if any(not isinstance(value, (str, int, float)) for value in settings.values()):
         raise ValueError(f"chapter {chapter!r}: settings must be strings or numbers, got {settings}.")
@@ -154,6 +172,7 @@ def record(
         "versions": versions(),
         "numbers": {key: None if value is None else float(value) for key, value in numbers.items()},
         "settings": settings,
+        "not applicable": not_applicable,
     }
     write_atomically(path, lambda stream: stream.write((json.dumps(entry, indent=2) + "\n").encode()))
     return path
@@ -178,6 +197,9 @@ def load_records(folder: Path = RESULTS_DIR) -> list[dict]:
 def at_a_glance(records: list[dict]) -> pd.DataFrame:
     """One row per claim: the paper's claim, what is measured, the chapter, then one column per profile and hardware.
 
+    A number recorded with its interval (``"{key} low"``, ``"{key} high"``) is shown as "value [low, high]"; a
+    claim recorded as not applicable, as "n/a (the reason)".
+
     A column is named ``"{profile} ({hardware})"`` and its numbers carry the
     settings they were measured with (task, position, layer, …) and the date;
     claims nobody measured for a profile show "—".
@@ -189,6 +211,7 @@ def at_a_glance(records: list[dict]) -> pd.DataFrame:
                              for key, value in entry.get("settings", {}).items())
         column |= {key: (value, "; ".join(filter(None, [settings, entry["date"]])))
                    for key, value in entry["numbers"].items()}
+        column |= {key: ("n/a", reason) for key, reason in entry.get("not applicable", {}).items()}
     rows = []
     for claim in CLAIMS:
         row = {"claim (paper)": claim.paper, "measured here": claim.measured, "chapter": claim.chapter}
@@ -197,6 +220,10 @@ def at_a_glance(records: list[dict]) -> pd.DataFrame:
                 row[name] = "—"
                 continue
             value, note = numbers[claim.key]
-            row[name] = f"{'none' if value is None else f'{value:.{claim.decimals}f}'} ({note})"
+            ends = [numbers.get(claim.key + end, (None,))[0] for end in INTERVAL_ENDS]
+            shown = "none" if value is None else value if isinstance(value, str) else f"{value:.{claim.decimals}f}"
+            if isinstance(value, float) and None not in ends:
+                shown += f" [{ends[0]:.{claim.decimals}f}, {ends[1]:.{claim.decimals}f}]"
+            row[name] = f"{shown} ({note})"
         rows.append(row)
     return pd.DataFrame(rows)

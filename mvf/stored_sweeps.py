@@ -25,6 +25,9 @@ from mvf.cache import write_atomically
 SWEEPS = Path(__file__).parent / "data" / "sweeps"
 EFFECT_KEYS = ("hook", "layer", "method", "position")  # what identifies a row of ``interventions.sweep``'s table
 QUALITY_KEYS = ("layer", "position")  # and of ``probes.quality_by_layer``'s
+# What the chapters read of a stored sweep's effects: a file without them was made by an older sweep.
+EFFECT_COLUMNS = ("accuracy", "logit diff", "logit diff low", "logit diff high", "shift from before low",
+                  "share from before", "share from before low", "share from before high", "share from mean ablation")
 
 
 class StoredSweep(NamedTuple):
@@ -65,7 +68,7 @@ def load(model_name: str, task: str, folder: Path = SWEEPS) -> StoredSweep | Non
                              pd.DataFrame(payload["effects"]))  # fmt: skip
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{path} is damaged ({error.__class__.__name__}: {error}); {regenerate}.") from error
-    missing = [column for column in (*EFFECT_KEYS, "accuracy", "logit diff") if column not in stored.effects]
+    missing = [column for column in (*EFFECT_KEYS, *EFFECT_COLUMNS) if column not in stored.effects]
     missing += [column for column in (*QUALITY_KEYS, "margin") if column not in stored.quality]
     if missing or stored.effects.empty or stored.quality.empty:
         raise ValueError(f"{path} lacks the columns {missing} or rows; {regenerate}.")

@@ -58,6 +58,46 @@ def test_a_patch_at_the_wrong_position_moves_nothing(model):
     assert accuracy["full patch"] == 0.0 and accuracy["circle patch"] == 0.0
 
 
+def _identity(function):
+    return function
+
+
+def _shuffled_probe(fit):
+    order = interventions.shuffled_order(12, seed=1)
+    return lambda acts, values, period, k=5: fit(acts, order[values], period, k)
+
+
+def _wrong_plane(fit):
+    def fitted(acts, values, period, k=5):
+        probe = fit(acts, values, period, k)
+        return probes.CircleProbe(probe.mean, interventions.random_basis(k, acts.shape[1], seed=3), probe.weights, period)
+
+    return fitted
+
+
+# Plausible bugs in the circle patch, each planted end to end through position_sweep: the control's check must fail.
+MUTANTS = {
+    "none": ("circle_targets", _identity),
+    "wrong sign of the target angle": ("circle_targets", lambda targets: lambda y, p: targets(-np.asarray(y), p)),
+    "target off by one": ("circle_targets", lambda targets: lambda y, p: targets(np.asarray(y) + 1, p)),
+    "probe fitted on a shuffled order": ("fit_circle_probe", _shuffled_probe),
+    "wrong plane": ("fit_circle_probe", _wrong_plane),
+}
+
+
+@pytest.mark.parametrize("mutant", MUTANTS)
+def test_the_controls_check_fails_on_each_planted_bug(model, monkeypatch, mutant):
+    name, mutate = MUTANTS[mutant]
+    monkeypatch.setattr(interventions, name, mutate(getattr(interventions, name)))
+    problems = tasks.task("months")
+    hooks = activations.resid_hooks(model, "hook_resid_pre")
+    quality, effects = interventions.position_sweep(model, problems, "final", hooks, hooks[2:], k=5, per_problem=3)
+    judged = interventions.verdict(effects.set_index("method"), quality.loc[2, "circle R2"])
+    # The logit difference alone passes a patch aimed one month off (a neighbour's logit is nearly as high): the
+    # verdict's condition that the new answer wins as often as after the full patch is what catches it.
+    assert (judged.category == "matches") == (mutant == "none"), judged.sentence
+
+
 def test_patching_the_last_residual_stream_gives_the_donors_logits_exactly(model):
     problems = tasks.task("months")[:24]
     donors = problems[12:] + problems[:12]

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.decomposition import PCA
 
 from mvf import geometry
 
@@ -20,6 +21,22 @@ def test_calendar_circle_scores_one_in_either_direction():
 def test_shuffled_circle_scores_low():
     shuffled = np.array([0, 3, 6, 2, 5, 1, 4])  # steps of 3: no calendar neighbours are angular neighbours
     assert geometry.cyclic_order_score(_ring(shuffled)) == 0.0
+
+
+@pytest.mark.parametrize("p", [7, 12])
+def test_a_noisy_circle_is_a_ring_and_ordered_open_arcs_are_not(p):
+    """Every shape below is in calendar order by angle; only the circle's closing step looks like its other steps."""
+    rng = np.random.default_rng(0)
+    noisy = [geometry.cyclic_order_score(_ring(np.arange(p)) + 0.05 * rng.normal(size=(p, 2))) for _ in range(200)]
+    assert np.mean(np.array(noisy) == 1.0) > 0.95
+    half = np.pi * np.arange(p) / (p - 1)
+    x = np.linspace(-1, 1, p)
+    # The PCA horseshoe of a linear ordinal variable: values 0..p-1 seen through overlapping bumps along a line.
+    bumps = np.exp(-((np.arange(p)[:, None] - np.arange(0, p, 0.25)[None]) ** 2) / 2)
+    arcs = {"semicircle": np.column_stack([np.cos(half), np.sin(half)]), "parabola": np.column_stack([x, x**2]),
+            "horseshoe": PCA(n_components=2).fit_transform(bumps)}  # fmt: skip
+    for name, arc in arcs.items():
+        assert geometry.cyclic_order_score(arc) == pytest.approx((p - 1) / p), name
 
 
 def test_centroid_plane_recovers_a_planted_circle_in_high_dimensions():
@@ -46,7 +63,8 @@ def test_perfect_order_layers_are_the_rows_scoring_one():
 
 
 def test_the_chance_level_of_the_cyclic_order_score_is_simulated():
-    assert geometry.random_order_score(3) == 1.0  # three points are always in calendar order one way round
+    # Three points are always in calendar order one way round; only a closing step 1.5 x the median fails them.
+    assert 0.95 < geometry.random_order_score(3) < 1.0
     assert 0.25 < geometry.random_order_score(7) < 0.29 < 2 / 6  # not the 2/(p − 1) guess
     assert 0.12 < geometry.random_order_score(12) < 0.16 < 2 / 11
     best_of = [geometry.random_order_score(7, draws=5000, planes=n) for n in (1, 2, 4)]

@@ -77,14 +77,82 @@ def test_the_donor_is_the_matching_problem(name):
         assert donor.shift == (3 if name != "weekday-successor" else p.shift)  # the paper's β = 3 where it exists
 
 
-def test_the_verdict_is_relative_to_chance():
-    chance = 1 / 7
-    judge = lambda full, circle: interventions.verdict(pd.Series({"full patch": full, "circle patch": circle}), chance)  # noqa: E731
-    assert judge(0.15, 0.16).category == "inconclusive" and judge(0.15, 0.16).sentence.startswith("inconclusive")
-    assert judge(0.9, 0.8).category == "matches" and judge(0.9, 0.8).sentence.endswith("this matches the paper")
-    assert judge(0.9, 0.2).category == "does not match" and "gains 8%" in judge(0.9, 0.2).sentence
-    assert judge(0.9, 0.6).category == "partly matches"
-    assert {judge(f, c).category for f, c in [(0.15, 0.16), (0.9, 0.8), (0.9, 0.2), (0.9, 0.6)]} == set(interventions.VERDICTS)
+def _judged(full: float, circle: float, null: float = -3.0, ablated: float = -0.5, noise: float = 0.3,
+            wins_share: dict[str, float] | None = None):  # fmt: skip
+    """The verdict on synthetic pairs (21 problems x 2): before at -3, the other methods' mean logit differences as
+    given; a pair's new answer wins when its logit difference is positive, or in the share ``wins_share`` gives
+    for a method."""
+    generator = np.random.default_rng(0)
+    groups = np.repeat(np.arange(21), 2)
+    centres = {"before": -3.0, "full patch": full, "circle patch": circle, "mean ablation": ablated,
+               interventions.NULLS[0]: null, interventions.NULLS[1]: -3.0}  # fmt: skip
+    diffs = {name: centre + noise * generator.normal(size=len(groups)) for name, centre in centres.items()}
+    wins = {name: diff > 0 for name, diff in diffs.items()}
+    for name, share in (wins_share or {}).items():
+        wins[name] = np.arange(len(groups)) < share * len(groups)
+    table = interventions.summarize(diffs, wins, groups).assign(chance=1 / 7).set_index("method")
+    return interventions.verdict(table), table
+
+
+def test_the_shares_are_measured_from_before_and_from_mean_ablation_with_intervals():
+    _, table = _judged(full=2.0, circle=1.0, ablated=0.0, noise=0.0)
+    circle = table.loc["circle patch"]
+    assert circle["share from before"] == pytest.approx(4 / 5) and circle["share from mean ablation"] == pytest.approx(1 / 2)
+    assert circle["shift from before"] == pytest.approx(4.0) and circle["logit diff"] == pytest.approx(1.0)
+    assert circle["share from before low"] == pytest.approx(0.8) == circle["share from before high"]  # no spread, no width
+    _, noisy = _judged(full=2.0, circle=1.0, ablated=0.0)
+    for label in ("logit diff", "share from before", "share from mean ablation"):
+        row = noisy.loc["circle patch"]
+        assert row[f"{label} low"] < row[label] < row[f"{label} high"], label
+
+
+def test_the_logit_difference_is_new_minus_old():
+    logits = torch.tensor([[0.0, 5.0, 1.0], [2.0, 0.0, 0.0]])
+    diff, wins = interventions.pair_effects(logits, old=np.array([0, 0]), new=np.array([1, 2]))
+    assert diff.tolist() == [5.0, -2.0] and wins.tolist() == [True, False]
+
+
+def test_the_bootstrap_resamples_whole_problems():
+    values = np.array([[0.0, 0.0, 0.0, 1.0, 1.0, 1.0]])
+    drawn = interventions.bootstrap_means(values, groups=np.array([0, 0, 0, 1, 1, 1]), draws=200)
+    assert set(np.round(drawn[:, 0], 6)) <= {0.0, 0.5, 1.0} and len(set(np.round(drawn[:, 0], 6))) == 3
+    assert np.array_equal(drawn, interventions.bootstrap_means(values, np.array([0, 0, 0, 1, 1, 1]), draws=200))
+
+
+def test_the_verdict_judges_the_circle_patchs_share_of_the_full_patchs_shift():
+    matched, _ = _judged(full=2.0, circle=1.8)
+    assert matched.category == "matches" and matched.sentence.endswith("this matches the paper")
+    partly, _ = _judged(full=2.0, circle=0.0)  # 60 % from before
+    assert partly.category == "partly matches" and "59% [57%, 62%] of the full patch" in partly.sentence
+    # Most of the shift in logit difference, but the new answer rarely wins: the patch aims near, not at, the value.
+    assert _judged(full=2.0, circle=1.8, wins_share={"circle patch": 0.3})[0].category == "partly matches"
+    assert _judged(full=2.0, circle=-2.8)[0].category == "does not match"
+    nothing = _judged(full=-3.0, circle=1.0)[0]
+    assert nothing.category == "inconclusive" and "reaches 0" in nothing.sentence
+    assert _judged(full=-2.6, circle=0.0, noise=1.5)[0].category == "inconclusive"  # a tiny shift: a share without bounds
+    unread = interventions.verdict(_judged(full=2.0, circle=1.8)[1], probe_r2=0.05)
+    assert unread.category == "inconclusive" and "does not read" in unread.sentence
+    assert interventions.verdict(_judged(full=2.0, circle=1.8)[1], probe_r2=0.9).category == "matches"
+    # A null that moves the answer as far as the circle patch: the circle is not what carries it.
+    judged = _judged(full=2.0, circle=1.8, null=1.8)[0]
+    assert judged.category == "partly matches" and "shuffled-order probe does as much as the circle" in judged.sentence
+    # The full patch shifts the logit difference but the new answer hardly ever wins: nothing to match by accuracy.
+    weak = _judged(full=2.0, circle=1.8, wins_share={"full patch": 0.2, "circle patch": 0.2})[0]
+    assert weak.category == "partly matches" and "the answers hardly move" in weak.sentence
+    # ... but a null that shifts the logit difference without making the new answer win does not.
+    assert _judged(full=2.0, circle=1.8, null=1.8, wins_share={interventions.NULLS[0]: 0.2})[0].category == "matches"
+    judged = {_judged(*args)[0].category for args in [(2.0, 1.8), (2.0, 0.0), (2.0, -2.8), (-3.0, 1.0)]}
+    assert judged == set(interventions.VERDICTS)
+
+
+def test_the_shuffled_order_is_never_the_same_circle():
+    for period, seed in [(7, s) for s in range(30)] + [(12, s) for s in range(30)]:
+        order = interventions.shuffled_order(period, seed)
+        assert sorted(order) == list(range(period))
+        steps = (np.roll(order, -1) - order) % period
+        assert len(set(steps.tolist())) > 1  # a rotation or reflection steps by one constant
+    with pytest.raises(ValueError, match="no relabelling"):
+        interventions.shuffled_order(3)
 
 
 def test_patching_the_last_residual_at_the_final_token_gives_the_donors_logits(model):
@@ -116,6 +184,20 @@ def test_the_papers_circle_patch_starts_from_the_mean_and_the_baselines_do_what_
     np.testing.assert_allclose(made["mean ablation"], np.broadcast_to(mean, made["mean ablation"].shape))
     np.testing.assert_allclose(made["circle ablation"] @ plane.T, np.broadcast_to(mean @ plane.T, (len(index), 2)), atol=1e-8)
     np.testing.assert_allclose(made["circle only"] @ plane.T, clean[index] @ plane.T, atol=1e-8)
+    # The random-plane null: the mean, with a plane inside the probe's PCA space taken from the donor.
+    moved = made[interventions.NULLS[1]] - mean
+    np.testing.assert_allclose(moved - moved @ probe.components.T @ probe.components, 0, atol=1e-8)
+    assert np.linalg.matrix_rank(moved, tol=1e-6) == 2
+
+
+def test_the_shuffled_order_null_aims_the_scrambled_probe_at_the_relabelled_value(setup):
+    problems, _, clean, probe = setup
+    order = interventions.shuffled_order(7, 0)
+    null = probes.fit_circle_probe(clean, order[np.array([p.start for p in problems])], 7)
+    index, target = interventions.target_pairs(problems, per_problem=2)
+    donors = interventions.matching_problems(problems, index, target, "operand")
+    made = interventions.methods(probe, clean, donors, null_probe=null, null_order=order)[interventions.NULLS[0]](index, target)
+    np.testing.assert_allclose(null.circle_point(made), probes.circle_targets(order[target], 7), atol=1e-8)
 
 
 def test_layer_out_of_range(model, setup):

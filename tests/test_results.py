@@ -35,6 +35,25 @@ def test_table_has_every_claim_and_marks_what_is_missing(tmp_path):
     assert (table[column] == "—").sum() == len(results.CLAIMS) - 4
 
 
+def test_a_number_with_its_interval_is_shown_with_it(tmp_path):
+    key = "circle patch share from before"
+    results.record("interventions", "smollm2-135m", {key: 0.78, f"{key} low": 0.7, f"{key} high": 0.851}, tmp_path)
+    table = results.at_a_glance(results.load_records(tmp_path)).set_index("measured here")
+    shown = table.iloc[:, -1][next(c.measured for c in results.CLAIMS if c.key == key)]
+    assert shown.startswith("0.78 [0.70, 0.85] (")
+    with pytest.raises(ValueError, match="unknown result keys"):
+        results.record("interventions", "smollm2-135m", {"made-up low": 0.1}, tmp_path)
+
+
+def test_a_claim_the_model_cannot_test_is_shown_as_not_applicable_with_the_reason(tmp_path):
+    results.record("decompose", "smollm2-135m", {}, tmp_path,
+                   not_applicable={"circle of answer share": "0 by construction: the shift is constant"})
+    table = results.at_a_glance(results.load_records(tmp_path)).set_index("chapter")
+    assert table.loc["decompose"].iloc[-1] == "n/a (0 by construction: the shift is constant)"
+    with pytest.raises(ValueError, match="unknown result keys"):
+        results.record("decompose", "smollm2-135m", {}, tmp_path, not_applicable={"made-up": "why"})
+
+
 def test_no_records_gives_an_empty_table_not_an_error(tmp_path):
     table = results.at_a_glance(results.load_records(tmp_path / "absent"))
     assert list(table.columns) == ["claim (paper)", "measured here", "chapter"]

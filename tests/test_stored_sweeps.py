@@ -14,6 +14,7 @@ def tables():
                             "layer": [0, 0, 1, 1, 1], "method": ["full patch", "circle patch"] * 2 + ["circle patch"],
                             "logit diff": [1.0, 0.5, 2.0, -0.5, 3.0], "accuracy": [0.9, 0.4, 1.0, 0.1, 0.7],
                             "chance": 1 / 7, "position": ["operand"] * 4 + ["final"]})  # fmt: skip
+    effects = effects.assign(**{column: 0.5 for column in stored_sweeps.EFFECT_COLUMNS if column not in effects})
     quality = pd.DataFrame({"layer": [0, 1, 0], "circle R2": [0.5, 0.7, 0.2], "margin": [0.1, 0.3, 0.0],
                             "position": ["operand", "operand", "final"]})  # fmt: skip
     return quality, effects
@@ -32,6 +33,13 @@ def test_round_trip_and_settings(tmp_path):
 
 
 DAMAGED = ["{not json", '{"settings": {}}', '{"settings": {}, "provenance": {}, "quality": {}, "effects": {"hook": []}}']
+
+
+def test_a_sweep_stored_before_the_shares_were_measured_is_refused(tmp_path):
+    quality, effects = tables()
+    stored_sweeps.save("m", "t", SETTINGS, {}, quality, effects.drop(columns="share from before"), folder=tmp_path)
+    with pytest.raises(ValueError, match=r"lacks the columns \['share from before'\].*sweep_interventions.py"):
+        stored_sweeps.load("m", "t", folder=tmp_path)
 
 
 @pytest.mark.parametrize("damage", DAMAGED)
