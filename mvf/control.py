@@ -7,15 +7,20 @@ so that its computation goes through a circle, and the book's pipeline (probes,
 patching, ablations) must find that circle. A negative result on a real model
 means something only when the same code finds the circle here.
 
-How it computes, on the paper's prompts ("… Two days from Monday is"):
+How it computes, on the paper's prompts ("… Two days from Monday is") and on the successor lists:
 
 - **embeddings** (layer 0): a day name carries its start on a 7-circle, a
   month name on a 12-circle, a number word its shift on both; every token
   also has a constant coordinate (it keeps the RMS norms nearly equal) and a
   small random identity part (so that PCA and patching see more than the circles);
-- **block 0, attention**: the last token (" is") attends only to the
-  calendar names and number words and copies their circles to itself
-  (the queries and keys use the head's slowest rotary pair, so position hardly matters);
+- **block 0, attention**: head 0 makes the last token (" is") attend only
+  to the calendar names and number words and copy their circles to itself
+  (the queries and keys use the slowest rotary pair, so position hardly
+  matters). On the successor lists ("Monday, Tuesday,"), whose last comma
+  carries a shift of one in its embedding, head 1 makes that comma attend
+  to the token just before it (the fastest rotary pair, turned back one
+  position) and copy that name's circle. Each head's other queries attend
+  to BOS, which carries nothing;
 - **block 1, MLP**: the gated SiLU products rotate the start by the shift,
   cos(a + b) = cos a cos b − sin a sin b and sin(a + b) = sin a cos b +
   cos a sin b, each product read off ``silu(G + x)·y − silu(G)·y ≈ x·y`` for a large constant G;
@@ -41,12 +46,12 @@ from mvf.dates import DAYS, MONTHS
 from mvf.progress import library_bars_off
 
 D_MODEL, D_HEAD, D_MLP, N_LAYERS = 32, 16, 16, 3
-VERSION = 3  # bump when the construction changes: a cached build of another version is rebuilt
+VERSION = 4  # bump when the construction changes: a cached build of another version is rebuilt
 SEED = 0
-CONSTANT, KEY, QUERY = 0, 1, 2
+CONSTANT, KEY, QUERY, SINK, LIST_QUERY = 0, 1, 2, 15, 16
 DAY_START, DAY_SHIFT, MONTH_START, MONTH_SHIFT = (3, 4), (5, 6), (7, 8), (9, 10)
 DAY_ANSWER, MONTH_ANSWER = (11, 12), (13, 14)
-IDENTITY = slice(15, D_MODEL)  # each token's small random part
+IDENTITY = slice(17, D_MODEL)  # each token's small random part
 NORM_SQUARED = 72.0  # every embedding's squared norm; the constant coordinate (about 8.2) makes up the rest
 SPECIALS = ("<unk>", "<s>", "</s>", "<pad>")
 
@@ -105,6 +110,11 @@ def _embeddings(vocab: dict[str, int]) -> np.ndarray:
             embed[i, list(MONTH_SHIFT)] = _circle(NUMBER_WORDS.index(name) + 1, 12)
         embed[i, KEY] = float(name in DAYS or name in MONTHS or name in NUMBER_WORDS)
         embed[i, QUERY] = float(word == "▁is")
+        embed[i, LIST_QUERY] = float(word == ",")
+        embed[i, SINK] = float(word == "<s>")
+        if word == ",":  # a list's next name: its shift is one, halved as head 0's average over two tokens halves it
+            embed[i, list(DAY_SHIFT)] = _circle(1, 7) / 2
+            embed[i, list(MONTH_SHIFT)] = _circle(1, 12) / 2
     # Every token gets the same norm: RMSNorm then scales them all alike, and the attention's two picks weigh the same.
     embed[:, CONSTANT] = np.sqrt(NORM_SQUARED - (embed**2).sum(axis=1))
     return embed
@@ -146,13 +156,23 @@ def _state_dict(vocab: dict[str, int], config) -> dict[str, torch.Tensor]:
     weights["model.embed_tokens.weight"] = torch.tensor(embed, dtype=torch.float32)
     attention = "model.layers.0.self_attn."
     q, k = torch.zeros(D_HEAD * 2, D_MODEL), torch.zeros(D_HEAD * 2, D_MODEL)
-    slowest = D_HEAD // 2 - 1  # the rotary pair (slowest, slowest + D_HEAD/2) turns least with position
-    q[slowest, QUERY], k[slowest, KEY] = 40.0, 40.0
-    weights[attention + "q_proj.weight"], weights[attention + "k_proj.weight"] = q, k
     v, o = torch.zeros(D_HEAD * 2, D_MODEL), torch.zeros(D_MODEL, D_HEAD * 2)
+    # Two rotary pairs that hardly turn with position (the slowest), one that turns a radian per token (the fastest).
+    slowest, slow, fastest = D_HEAD // 2 - 1, D_HEAD // 2 - 2, 0
+    # Head 0: " is" reads every calendar name and number word; a list's "," reads BOS, which carries nothing.
+    q[slowest, QUERY], k[slowest, KEY] = 40.0, 40.0
+    q[slow, LIST_QUERY], k[slow, SINK] = 40.0, 40.0
     carried = [*DAY_START, *DAY_SHIFT, *MONTH_START, *MONTH_SHIFT]
     for head_dim, coordinate in enumerate(carried):  # values are normalised tokens: scale them back by their RMS
         v[head_dim, coordinate], o[coordinate, head_dim] = 1.0, typical
+    # Head 1: a list's "," reads the name just before it (the score peaks one token back: the query is turned back by
+    # the pair's one radian per token) and copies its start, halved like head 0's; " is" reads BOS.
+    q[D_HEAD + fastest, LIST_QUERY], q[D_HEAD + fastest + D_HEAD // 2, LIST_QUERY] = 40.0 * np.cos(-1.0), 40.0 * np.sin(-1.0)
+    k[D_HEAD + fastest, KEY] = 1.0 * 40.0
+    q[D_HEAD + slowest, QUERY], k[D_HEAD + slowest, SINK] = 40.0, 40.0
+    for head_dim, coordinate in enumerate([*DAY_START, *MONTH_START]):
+        v[D_HEAD + head_dim, coordinate], o[coordinate, D_HEAD + head_dim] = 1.0, typical / 2
+    weights[attention + "q_proj.weight"], weights[attention + "k_proj.weight"] = q, k
     weights[attention + "v_proj.weight"], weights[attention + "o_proj.weight"] = v, o
     mlp = "model.layers.1.mlp."
     weights[mlp + "gate_proj.weight"] = torch.tensor(gate, dtype=torch.float32)

@@ -32,7 +32,7 @@ def centroid_plane(points: np.ndarray, labels: np.ndarray, n_classes: int, k: in
 CLOSING_STEP = 1.5
 
 
-def cyclic_order_score(plane: np.ndarray) -> float:
+def cyclic_order_score(plane: np.ndarray, closed: bool = True) -> float:
     """Share of angular neighbours that are calendar neighbours, for centroids ``(p, 2)`` in calendar order, on a closed ring.
 
     Walk the centroids by angle around their mean; count steps from class i to
@@ -41,11 +41,23 @@ def cyclic_order_score(plane: np.ndarray) -> float:
     ``CLOSING_STEP`` times the median length of the walk's steps. 1.0 means
     the classes sit around a circle in calendar order; an ordered open arc
     scores (p − 1)/p; what random points score is ``random_order_score(p)``.
+    ``closed=False`` counts the closing step like the others: the order of
+    the angles alone, which an open arc passes too.
     """
-    return float(_ring_scores(np.asarray(plane, dtype=float)))
+    return float(_ring_scores(np.asarray(plane, dtype=float), closed))
 
 
-def _ring_scores(points: np.ndarray) -> np.ndarray:
+def closing_step(plane: np.ndarray) -> float:
+    """Length of the step from class p − 1 back to class 0 over the median step between calendar neighbours ``(p, 2)``.
+
+    About 1 on a circle in calendar order; an ordered open arc has a long
+    closing step (a semicircle of 7: about 3.9).
+    """
+    steps = np.linalg.norm(np.roll(plane, -1, axis=0) - plane, axis=1)
+    return float(steps[-1] / np.median(steps))
+
+
+def _ring_scores(points: np.ndarray, closed: bool = True) -> np.ndarray:
     """``cyclic_order_score`` of each set of centroids ``(..., p, 2)``, vectorised over the leading axes."""
     p = points.shape[-2]
     centred = points - points.mean(axis=-2, keepdims=True)
@@ -56,7 +68,7 @@ def _ring_scores(points: np.ndarray) -> np.ndarray:
     closing = np.minimum(order, np.roll(order, -1, axis=-1)) == 0
     closing &= np.maximum(order, np.roll(order, -1, axis=-1)) == p - 1
     short = lengths <= CLOSING_STEP * np.median(lengths, axis=-1, keepdims=True)
-    counted = ~closing | short
+    counted = ~closing | short | (not closed)
     return np.maximum(((steps == 1) & counted).mean(axis=-1), ((steps == p - 1) & counted).mean(axis=-1))
 
 
@@ -78,7 +90,8 @@ def layer_circle_scores(activations: dict[str, np.ndarray], labels: np.ndarray, 
     """Per hook: cyclic-order score of the centroids in their top-2 PCA plane, and variance explained by 2 PCs.
 
     ``activations``: ``{hook: (n, d_model)}``; returns one row per hook with
-    columns ``cyclic order``, ``centroid var (2 PCs)``, ``point var (2 PCs)``
+    columns ``cyclic order`` (a closed ring), ``angle order`` (the order of
+    the angles alone, ``closed=False``), ``closing step``, ``centroid var (2 PCs)``, ``point var (2 PCs)``
     and ``top dim share``, the share of the points' squared norm held by the
     single largest residual dimension (near 1 when one outlier dimension
     dominates the PCA).
@@ -88,6 +101,8 @@ def layer_circle_scores(activations: dict[str, np.ndarray], labels: np.ndarray, 
         pca, plane = centroid_plane(points, labels, n_classes)
         rows[hook] = {
             "cyclic order": cyclic_order_score(plane),
+            "angle order": cyclic_order_score(plane, closed=False),
+            "closing step": closing_step(plane),
             "centroid var (2 PCs)": float(pca.explained_variance_ratio_.sum()),
             "point var (2 PCs)": float(PCA(n_components=2).fit(points).explained_variance_ratio_.sum()),
             "top dim share": float((points**2).sum(axis=0).max() / (points**2).sum()),
@@ -95,6 +110,9 @@ def layer_circle_scores(activations: dict[str, np.ndarray], labels: np.ndarray, 
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("hook")
 
 
-def perfect_order_layers(scores: pd.DataFrame) -> list[int]:
-    """Positions (layers) of the rows of a ``layer_circle_scores`` table whose centroids go round in calendar order."""
-    return np.flatnonzero(scores["cyclic order"].to_numpy() == 1.0).tolist()
+def perfect_order_layers(scores: pd.DataFrame, column: str = "cyclic order") -> list[int]:
+    """Positions (layers) of the rows of a ``layer_circle_scores`` table whose centroids go round in calendar order.
+
+    ``column="angle order"``: whose angles are in calendar order, closed ring or open arc.
+    """
+    return np.flatnonzero(scores[column].to_numpy() == 1.0).tolist()

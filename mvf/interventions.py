@@ -354,10 +354,14 @@ def verdict(rows: pd.DataFrame, probe_r2: float | None = None) -> Verdict:
     - *does not match* when even the top of the share's interval is below ``PART``;
     - *partly matches* otherwise.
 
-    The share from mean ablation is reported beside it and not judged: a
+    Shares and accuracies are compared as printed, to two decimals. The
+    share from mean ablation is reported beside it and not judged: a
     patch that starts from the mean loses part of the logits' scale even
     where it carries the whole value (the positive control's operand).
     """
+    # Judged on the numbers as the sentence prints them (two decimals), so that an exact tie of the construction
+    # (a share of exactly one half, say) falls on the same side on every CPU.
+    rows = rows.select_dtypes("number").round(2)
     full, circle = rows.loc["full patch"], rows.loc["circle patch"]
     if probe_r2 is not None and probe_r2 < MIN_PROBE_R2:
         return Verdict("inconclusive", f"inconclusive: the circle probe does not read the value here (held-out R² "

@@ -56,9 +56,10 @@ class Claim:
 
 CLAIMS = (
     Claim("days cyclic order", "circles", "Days of the week lie on a circle in the residual stream (GPT-2, Mistral 7B).",
-          "best cyclic-order score of the 7 day centroids over layers (1 = calendar order)"),
+          "best cyclic-order score of the 7 day centroids over layers (1 = a closed ring in calendar order; 6/7 = "
+          "an ordered open arc, whose closing step is over 1.5 times the median)"),
     Claim("months cyclic order", "circles", "Months of the year lie on a circle.",
-          "best cyclic-order score of the 12 month centroids over layers"),
+          "best cyclic-order score of the 12 month centroids over layers (11/12: an ordered open arc)"),
     Claim("weekday cluster rank", "discovery", "Unsupervised SAE clustering finds day and month circles among the most "
           "irreducible clusters (GPT-2 layer 7, Mistral 7B layer 8).",
           "rank, by the paper's mean plane score, of the best-ranked cluster whose tokens are mostly day names "

@@ -37,6 +37,8 @@ def test_a_noisy_circle_is_a_ring_and_ordered_open_arcs_are_not(p):
             "horseshoe": PCA(n_components=2).fit_transform(bumps)}  # fmt: skip
     for name, arc in arcs.items():
         assert geometry.cyclic_order_score(arc) == pytest.approx((p - 1) / p), name
+        assert geometry.cyclic_order_score(arc, closed=False) == 1.0 and geometry.closing_step(arc) > 1.5, name
+    assert geometry.closing_step(_ring(np.arange(p))) == pytest.approx(1.0)
 
 
 def test_centroid_plane_recovers_a_planted_circle_in_high_dimensions():
