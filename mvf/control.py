@@ -45,13 +45,17 @@ from mvf.cache import build_folder_atomically
 from mvf.dates import DAYS, MONTHS
 from mvf.progress import library_bars_off
 
-D_MODEL, D_HEAD, D_MLP, N_LAYERS = 32, 16, 16, 3
-VERSION = 4  # bump when the construction changes: a cached build of another version is rebuilt
+D_MODEL, D_HEAD, D_MLP, N_LAYERS = 40, 16, 16, 3
+VERSION = 6  # bump when the construction changes: a cached build of another version is rebuilt
 SEED = 0
 CONSTANT, KEY, QUERY, SINK, LIST_QUERY = 0, 1, 2, 15, 16
 DAY_START, DAY_SHIFT, MONTH_START, MONTH_SHIFT = (3, 4), (5, 6), (7, 8), (9, 10)
 DAY_ANSWER, MONTH_ANSWER = (11, 12), (13, 14)
-IDENTITY = slice(17, D_MODEL)  # each token's small random part
+IDENTITY = slice(17, 33)  # each token's small random part
+# The redundant variant's second, non-circular copy of a day: a one-hot code, read by the unembedding on the lists.
+REDUNDANT_DAYS = slice(33, 40)
+REDUNDANT_PROFILE = "circle-control-redundant"
+ONE_HOT_WEIGHT = 480.0  # the one-hot copy's logit weight, beside the answer circle's 10: it carries most of the logit difference
 NORM_SQUARED = 72.0  # every embedding's squared norm; the constant coordinate (about 8.2) makes up the rest
 SPECIALS = ("<unk>", "<s>", "</s>", "<pad>")
 
@@ -92,17 +96,19 @@ def _circle(value: int, period: int) -> np.ndarray:
     return np.array([np.cos(2 * np.pi * value / period), np.sin(2 * np.pi * value / period)])
 
 
-def _embeddings(vocab: dict[str, int]) -> np.ndarray:
-    """``(d_vocab, d_model)``: constant, key/query flags, circles, identity noise."""
+def _embeddings(vocab: dict[str, int], redundant: bool = False) -> np.ndarray:
+    """``(d_vocab, d_model)``: constant, key/query flags, circles, identity noise (and the redundant copy)."""
     from mvf.tasks import NUMBER_WORDS
 
     rng = np.random.default_rng(SEED)
     embed = np.zeros((len(vocab), D_MODEL))
-    embed[:, IDENTITY] = 0.3 * rng.standard_normal((len(vocab), D_MODEL - IDENTITY.start))
+    embed[:, IDENTITY] = 0.3 * rng.standard_normal((len(vocab), IDENTITY.stop - IDENTITY.start))
     for word, i in vocab.items():
         name = word.removeprefix("▁")
         if name in DAYS:
             embed[i, list(DAY_START)] = _circle(DAYS.index(name), 7)
+            if redundant:
+                embed[i, REDUNDANT_DAYS.start + DAYS.index(name)] = 1.0
         if name in MONTHS:
             embed[i, list(MONTH_START)] = _circle(MONTHS.index(name), 12)
         if name in NUMBER_WORDS:
@@ -145,8 +151,8 @@ def _mlp_products(rms: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return gate, up, down
 
 
-def _state_dict(vocab: dict[str, int], config) -> dict[str, torch.Tensor]:
-    embed = _embeddings(vocab)
+def _state_dict(vocab: dict[str, int], config, redundant: bool = False) -> dict[str, torch.Tensor]:
+    embed = _embeddings(vocab, redundant)
     # After block 0's attention the last token adds three circles of norm 1/2: the start's and the shift's on both
     # the 7- and the 12-circle (a number word carries both).
     typical = float(np.sqrt(NORM_SQUARED / D_MODEL))  # every token's RMS
@@ -170,7 +176,8 @@ def _state_dict(vocab: dict[str, int], config) -> dict[str, torch.Tensor]:
     q[D_HEAD + fastest, LIST_QUERY], q[D_HEAD + fastest + D_HEAD // 2, LIST_QUERY] = 40.0 * np.cos(-1.0), 40.0 * np.sin(-1.0)
     k[D_HEAD + fastest, KEY] = 1.0 * 40.0
     q[D_HEAD + slowest, QUERY], k[D_HEAD + slowest, SINK] = 40.0, 40.0
-    for head_dim, coordinate in enumerate([*DAY_START, *MONTH_START]):
+    copied = [*DAY_START, *MONTH_START] + (list(range(REDUNDANT_DAYS.start, REDUNDANT_DAYS.stop)) if redundant else [])
+    for head_dim, coordinate in enumerate(copied):
         v[D_HEAD + head_dim, coordinate], o[coordinate, D_HEAD + head_dim] = 1.0, typical / 2
     weights[attention + "q_proj.weight"], weights[attention + "k_proj.weight"] = q, k
     weights[attention + "v_proj.weight"], weights[attention + "o_proj.weight"] = v, o
@@ -183,6 +190,8 @@ def _state_dict(vocab: dict[str, int], config) -> dict[str, torch.Tensor]:
         name = word.removeprefix("▁")
         if word.startswith("▁") and name in DAYS:
             unembed[i, list(DAY_ANSWER)] = 10.0 * torch.tensor(_circle(DAYS.index(name), 7), dtype=torch.float32)
+            if redundant:  # on a list, the day after the copied one: a second answer, off the circle
+                unembed[i, REDUNDANT_DAYS.start + (DAYS.index(name) - 1) % 7] = ONE_HOT_WEIGHT
         if word.startswith("▁") and name in MONTHS:
             unembed[i, list(MONTH_ANSWER)] = 10.0 * torch.tensor(_circle(MONTHS.index(name), 12), dtype=torch.float32)
     weights["lm_head.weight"] = unembed
@@ -206,25 +215,29 @@ def _empty_model(config):
     return LlamaForCausalLM(config)
 
 
-def build(folder: Path) -> Path:
+def build(folder: Path, redundant: bool = False) -> Path:
     """Write the control (weights, config, tokenizer) to ``folder`` with ``save_pretrained``; reused if built.
 
     Deterministic: the same version and seed give the same weights.
+    ``redundant``: the variant whose successor lists carry the last day twice,
+    on its circle and in a one-hot code the unembedding reads too, so that
+    patching the circle alone can move the answer only part of the way.
     """
     folder = Path(folder)
     marker = folder / "control.json"
-    if marker.exists() and json.loads(marker.read_text()) == {"version": VERSION, "seed": SEED}:
+    stamp = {"version": VERSION, "seed": SEED, "redundant": redundant}
+    if marker.exists() and json.loads(marker.read_text()) == stamp:
         return folder
 
     def write(temporary: Path) -> None:
         tokenizer_ = tokenizer()
         config = _config(tokenizer_)
         model = _empty_model(config)
-        model.load_state_dict(_state_dict(tokenizer_.get_vocab(), config))
+        model.load_state_dict(_state_dict(tokenizer_.get_vocab(), config, redundant))
         with library_bars_off():
             model.save_pretrained(temporary)
         tokenizer_.save_pretrained(temporary)
-        (temporary / "control.json").write_text(json.dumps({"version": VERSION, "seed": SEED}))
+        (temporary / "control.json").write_text(json.dumps(stamp))
 
     build_folder_atomically(folder, write)
     return folder

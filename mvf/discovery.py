@@ -17,9 +17,12 @@ orthogonal per-name features that no clustering of directions groups.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import warnings
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -39,6 +42,7 @@ MIN_POINTS = 100  # a 10×10 histogram for S needs at least this many points
 MIN_NAME_TOKENS = 5
 MIN_NAME_SHARE = 0.25
 MIN_MIXTURE = 0.01  # the paper drops planes with M below this from its mean score
+SEEDS = Path(__file__).parent / "data" / "discovery"  # clusterings under several seeds (scripts/discovery_seeds.py)
 
 
 def _unit_rows(decoder: np.ndarray | torch.Tensor, device: str | None = None) -> torch.Tensor:
@@ -167,6 +171,51 @@ def graph_clusters(
     rows = np.repeat(np.arange(n), k)[linked.ravel()]
     graph = sparse.csr_matrix((np.ones(len(rows)), (rows, indices.ravel()[linked.ravel()])), shape=(n, n))
     return connected_components(graph, directed=False)[1]
+
+
+def best_match(members: np.ndarray, labels: np.ndarray) -> tuple[int, float]:
+    """The cluster of ``labels`` ``(n_features,)`` that best matches a set of feature ids, and their Jaccard overlap.
+
+    How a cluster found with one seed survives another: 1.0 means the other
+    seed has exactly the same cluster, near 0 that its features are scattered.
+    """
+    members = np.unique(np.asarray(members, dtype=int))
+    if not len(members):
+        raise ValueError("no features given: a cluster to match needs at least one.")
+    candidates = np.unique(labels[members])  # a cluster that holds none of them overlaps by 0
+    shared = np.array([(labels[members] == c).sum() for c in candidates])
+    sizes = np.array([(labels == c).sum() for c in candidates])
+    jaccard = shared / (sizes + len(members) - shared)
+    best = int(np.argmax(jaccard))  # the lowest cluster id on a tie
+    return int(candidates[best]), float(jaccard[best])
+
+
+def decoder_fingerprint(decoder: np.ndarray) -> str:
+    """A short hash of the decoder ``(n_features, d)`` in float32: what a stored clustering was computed from."""
+    return hashlib.sha256(np.ascontiguousarray(decoder, dtype=np.float32).tobytes()).hexdigest()[:16]
+
+
+def seeds_path(model_name: str) -> Path:
+    return SEEDS / f"{model_name}-seeds.json"
+
+
+def load_seeds(model_name: str) -> dict | None:
+    """The stored clusterings under several seeds of ``model_name``'s SAE (``scripts/discovery_seeds.py``), or None.
+
+    ``ValueError`` when the file is damaged or lacks a part, naming the command that regenerates it.
+    """
+    path = seeds_path(model_name)
+    if not path.exists():
+        return None
+    regenerate = f"regenerate it with `python scripts/discovery_seeds.py --model {model_name}`"
+    try:
+        payload = json.loads(path.read_text())
+        missing = {"settings", "provenance", "affinity", "seeds"} - set(payload)
+    except (json.JSONDecodeError, TypeError, AttributeError) as error:
+        raise ValueError(f"{path} is damaged ({error.__class__.__name__}: {error}); {regenerate}.") from error
+    if missing or not payload["seeds"]:
+        raise ValueError(f"{path} lacks {sorted(missing) or 'seeds'}; {regenerate}.")
+    return payload
 
 
 def cluster_stability(labels_a: np.ndarray, labels_b: np.ndarray) -> float:
@@ -304,6 +353,12 @@ def rank_clusters(
     return table.sort_values(["score", "cluster"], ascending=[False, True]).reset_index(drop=True)
 
 
+def calendar_like(table: pd.DataFrame, kind: str, n_names: int) -> pd.Index:
+    """Rows of a ``rank_clusters`` table (best-ranked first) whose tokens are mostly ``kind`` names ("day", "month")
+    and which fire on at least half of the ``n_names`` names: the clusters that stand for the calendar."""
+    return table.index[(table[f"{kind} share"] > 0.5) & (table[f"{kind} names"] >= n_names / 2)]
+
+
 def word_specific_features(
     codes: sparse.csr_matrix, labels: np.ndarray, token_strings: Sequence[str], words: Sequence[str],
     top: int | None = 8, min_fires: int = 20,
@@ -382,8 +437,9 @@ def calendar_order(
     ``projected`` ``(m, k)`` holds the cluster's firing tokens on its top
     components (``cluster_projection``), ``token_strings`` their ``m``
     strings, ``words`` the names in calendar order. One row per plane: the
-    cyclic-order score of the names' centroids (``geometry.cyclic_order_score``),
-    its chance level for that many names, and how many tokens of each name
+    cyclic-order score of the names' centroids (``geometry.cyclic_order_score``:
+    1 on a closed ring), the order of their angles alone (``angle order``: 1 on
+    an ordered open arc too), the ``closing step`` over the median step, its chance level for that many names, and how many tokens of each name
     the centroids average. A name the cluster never fires on leaves the
     score undefined (NaN) rather than scored over a shorter, different cycle.
     ``roundness`` is the centroids' second singular value over their first
@@ -400,12 +456,15 @@ def calendar_order(
     everywhere = np.stack([projected[stripped == word].mean(axis=0) for word in words]) if counts.min() > 0 else None
     rows = []
     for first in range(projected.shape[1] - 1):
-        score = roundness = np.nan
+        score = angles = closing = roundness = np.nan
         if everywhere is not None:
             centroids = everywhere[:, first : first + 2]
             spread = np.linalg.svd(centroids - centroids.mean(axis=0), compute_uv=False)
             roundness = float(spread[1] / spread[0]) if spread[0] > 0 else 0.0
-            score = geometry.cyclic_order_score(centroids) if roundness >= min_roundness else np.nan
-        rows.append({"pcs": f"{first + 1},{first + 2}", "cyclic order": score, "chance": chance,
-                     "roundness": roundness, "fewest tokens of a name": int(counts.min())})  # fmt: skip
+            if roundness >= min_roundness:
+                score, angles = (geometry.cyclic_order_score(centroids, closed) for closed in (True, False))
+                closing = geometry.closing_step(centroids)
+        rows.append({"pcs": f"{first + 1},{first + 2}", "cyclic order": score, "angle order": angles,
+                     "closing step": closing, "chance": chance, "roundness": roundness,
+                     "fewest tokens of a name": int(counts.min())})  # fmt: skip
     return pd.DataFrame(rows)

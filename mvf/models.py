@@ -131,13 +131,25 @@ PROFILES: dict[str, ModelProfile] = {
             name="circle-control",
             hf_id="mvf/circle-control",
             n_layers=3,
-            d_model=32,
+            d_model=40,
             n_params=2.04e4,
             dtype="float32",
             description="the positive control: a 3-layer Llama-architecture model whose weights are set by hand to "
             "compute the Weekdays and Months problems through circles (mvf.control); runs on a CPU",
             constructed=True,
             off_circle_layer=0,  # the only layer whose operand activation is read
+        ),
+        ModelProfile(
+            name="circle-control-redundant",
+            hf_id="mvf/circle-control-redundant",
+            n_layers=3,
+            d_model=40,
+            n_params=2.04e4,
+            dtype="float32",
+            description="the partial control: circle-control whose successor lists also carry the last day in a "
+            "one-hot code the unembedding reads, so the circle carries only part of the answer (mvf.control)",
+            constructed=True,
+            off_circle_layer=0,
         ),
         ModelProfile(
             name="gemma-2-2b",
@@ -271,7 +283,7 @@ def load_model(
     if path is None and p.gguf_file is not None:
         path = embedded_gguf(p)
     if path is None and p.constructed:
-        path = control.build(CACHE_DIR / p.name)
+        path = control.build(CACHE_DIR / p.name, redundant=p.name == control.REDUNDANT_PROFILE)
     if path is not None:
         path = Path(path)
         if not path.exists():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -198,6 +199,30 @@ def sparse_codes(sae: SAE, activations: np.ndarray, batch_size: int = 4096):
             chunk = torch.as_tensor(activations[start : start + batch_size], dtype=torch.float32, device=sae.device)
             blocks.append(sparse.csr_matrix(sae.encode(chunk).cpu().numpy()))
     return sparse.vstack(blocks, format="csr")
+
+
+class EncodedSample(NamedTuple):
+    """A corpus sample through the model and its SAE: ``codes`` ``(n, d_sae)`` sparse, the ``strings`` of those n
+    tokens, their activations ``(n, d_in)``, and the share of the sample's tokens ``left_out`` (first tokens of rows
+    and massive-norm tokens)."""
+
+    codes: object
+    strings: list[str]
+    activations: np.ndarray
+    left_out: float
+
+
+def encode_sample(model, model_name: str, chosen: ChosenSAE, texts: list[str], cache_dir, seq_len: int = 128) -> EncodedSample:
+    """Encode ``texts`` as the discovery chapter does: activations at the SAE's hook (cached under ``cache_dir``), in
+    rows of ``seq_len`` tokens, without each row's first token and the massive-norm tokens, then the SAE's codes."""
+    from mvf import activations, tokens
+
+    acts = activations.collect_corpus(model, model_name, texts, chosen.hook, cache_dir, seq_len=seq_len)
+    token_ids = activations.tokenize_corpus(model.tokenizer, texts, seq_len, tokens.prepends_bos(model)).reshape(-1)
+    max_norm = chosen.provenance["max_norm"] if chosen.provenance else massive_norm_threshold(acts)
+    keep = ordinary_tokens(acts, seq_len, max_norm)
+    strings = [model.tokenizer.decode([t]) for t in token_ids[keep].tolist()]
+    return EncodedSample(sparse_codes(chosen.sae, acts[keep]), strings, acts[keep], float(1 - keep.mean()))
 
 
 def quality(sae: SAE, activations: np.ndarray, batch_size: int = 4096) -> dict[str, float]:

@@ -25,8 +25,8 @@ def test_the_build_is_deterministic_and_reused(tmp_path):
     assert next(control.build(first).glob("*.safetensors")).stat().st_mtime_ns == stamp
 
 
-@pytest.mark.parametrize("name", ["weekdays", "months"])
-def test_it_solves_the_papers_problems(model, name):
+@pytest.mark.parametrize("name", ["weekdays", "months", "weekday-successor", "month-successor"])
+def test_it_solves_the_papers_problems_and_the_successor_lists(model, name):
     accuracy, _ = tasks.evaluate(model, tasks.task(name))
     assert accuracy["allowed"] == 1.0 and accuracy["vocab"] == 1.0
 
@@ -119,3 +119,14 @@ def test_position_sweep_probes_every_hook_and_patches_the_chosen_ones(model):
     accuracy = effects.set_index("method")["accuracy"]
     assert set(effects["layer"]) == {2} and accuracy["full patch"] == accuracy["circle patch"] == 1.0
     assert accuracy["before"] == 0.0
+
+
+@pytest.mark.parametrize(("profile", "expected"), [("circle-control", "matches"),
+                                                   (control.REDUNDANT_PROFILE, "partly matches")])  # fmt: skip
+def test_a_second_copy_off_the_circle_makes_the_circle_patch_partial(profile, expected):
+    """The successor lists through the same sweep: the circle alone carries the last day, or shares it with a copy."""
+    model = models.load_model(profile, device="cpu")
+    assert tasks.evaluate(model, tasks.task("weekday-successor"))[0]["allowed"] == 1.0
+    hooks = activations.resid_hooks(model, "hook_resid_pre")
+    quality, effects = interventions.position_sweep(model, tasks.task("weekday-successor"), "operand", hooks, hooks[:1])
+    assert interventions.verdict(effects.set_index("method"), quality.loc[0, "circle R2"]).category == expected

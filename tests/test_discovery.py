@@ -210,8 +210,13 @@ def test_calendar_order_scores_each_plane_and_needs_every_name():
     table = discovery.calendar_order(projected, strings, days)
     assert list(table["pcs"]) == ["1,2", "2,3"]
     assert table.loc[0, "cyclic order"] == 1.0 and not table.loc[1, "cyclic order"] >= 1.0  # NaN or lower: no circle
-    assert table.loc[0, "chance"] == pytest.approx(0.27, abs=0.01) and table.loc[0, "fewest tokens of a name"] == 20
+    assert table.loc[0, "chance"] == pytest.approx(0.26, abs=0.01) and table.loc[0, "fewest tokens of a name"] == 20
     assert table.loc[0, "roundness"] > 0.9  # a circle is as wide as it is long
+    assert table.loc[0, "angle order"] == 1.0 and table.loc[0, "closing step"] < 1.5
+    # The same days on an open half-circle: in order by angle, with a long closing step; not a closed ring.
+    half = np.column_stack([np.cos(angles[tokens] / 2), np.sin(angles[tokens] / 2)]) + rng.normal(scale=0.01, size=(140, 2))
+    arc = discovery.calendar_order(half, strings, days).loc[0]
+    assert arc["angle order"] == 1.0 and arc["cyclic order"] == pytest.approx(6 / 7) and arc["closing step"] > 1.5
     line = np.column_stack([np.arange(7.0)[tokens], np.zeros(len(tokens))]) + rng.normal(scale=0.01, size=(len(tokens), 2))
     on_line = discovery.calendar_order(line, strings, days)
     assert on_line.loc[0, "roundness"] < 0.05 and np.isnan(on_line.loc[0, "cyclic order"])
@@ -293,4 +298,26 @@ def test_best_round_order_ignores_planes_on_a_line():
     best, chance, planes = discovery.best_round_order(order, 7)
     assert (best, planes) == (0.5, 2) and 0.27 < chance < 0.5  # the best of 2 random arrangements
     best, chance, planes = discovery.best_round_order(order.iloc[:1], 7)
-    assert np.isnan(best) and planes == 0 and chance == pytest.approx(0.27, abs=0.01)
+    assert np.isnan(best) and planes == 0 and chance == pytest.approx(0.26, abs=0.01)
+
+
+def test_best_match_finds_a_cluster_again_under_another_labelling():
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    assert discovery.best_match(np.array([0, 1, 2]), labels) == (0, 1.0)
+    cluster, jaccard = discovery.best_match(np.array([2, 5, 6, 7]), labels)  # 3 of 4 land in cluster 2, of size 4
+    assert cluster == 2 and jaccard == pytest.approx(3 / 5)
+    with pytest.raises(ValueError, match="at least one"):
+        discovery.best_match(np.array([], dtype=int), labels)
+
+
+def test_stored_seeds_are_validated(tmp_path, monkeypatch):
+    monkeypatch.setattr(discovery, "SEEDS", tmp_path)
+    assert discovery.load_seeds("m") is None
+    discovery.seeds_path("m").write_text("{")
+    with pytest.raises(ValueError, match="damaged.*discovery_seeds.py --model m"):
+        discovery.load_seeds("m")
+    discovery.seeds_path("m").write_text('{"settings": {}, "provenance": {}, "seeds": [{}]}')
+    with pytest.raises(ValueError, match=r"lacks \['affinity'\]"):
+        discovery.load_seeds("m")
+    assert discovery.decoder_fingerprint(np.ones((2, 3))) == discovery.decoder_fingerprint(np.ones((2, 3), np.float32))
+    assert discovery.decoder_fingerprint(np.ones((2, 3))) != discovery.decoder_fingerprint(np.zeros((2, 3)))

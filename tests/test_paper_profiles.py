@@ -79,9 +79,10 @@ def test_the_model_chapters_find_the_controls_circle(runs):
     """The interventions, off-circle and decomposition chapters, unchanged, with MODEL = "circle-control"."""
     for chapter in CONTROL:
         assert runs[(chapter, "circle-control")]["error"] is None, runs[(chapter, "circle-control")]["error"]
-    printed = _printed(runs[("interventions", "circle-control")]["notebook"])
-    assert "layer 2: the circle patch gains 100% of the full patch's gain" in printed
-    assert "final token, hook_resid_pre of layer 2: the circle patch gains 100%" in printed
+    printed = " ".join(_printed(runs[("interventions", "circle-control")]["notebook"]).split())  # unwrapped
+    assert "layer 2: the circle patch does 100% [100%, 100%] of the full patch's shift" in printed
+    assert re.search(r"final token, hook_resid_pre of layer 2 \(probe margin [\d.]+ over shuffled orders\): the circle "
+                     r"patch does 100% \[100%, 100%\].*this matches the paper\.", printed)  # fmt: skip
     # Moving the start around its circle (at layer 0, the only layer whose operand is read) moves the answer with it.
     assert "from the mean activation (the paper's): at radius 1.0 the most likely answer is the one the angle implies " \
            "for 1.00 of the angles" in _printed(runs[("off_circle", "circle-control")]["notebook"])  # fmt: skip
