@@ -172,7 +172,8 @@ def _state_dict(vocab: dict[str, int], config, redundant: bool = False) -> dict[
     for head_dim, coordinate in enumerate(carried):  # values are normalised tokens: scale them back by their RMS
         v[head_dim, coordinate], o[coordinate, head_dim] = 1.0, typical
     # Head 1: a list's "," reads the name just before it (the score peaks one token back: the query is turned back by
-    # the pair's one radian per token) and copies its start, halved like head 0's; " is" reads BOS.
+    # the pair's one radian per token) and copies its start, halved like head 0's; " is" reads BOS. A name 7 tokens
+    # back would score nearly as high (cos 6 ≈ 0.96): the lists have at most 4 names, 2 tokens apart.
     q[D_HEAD + fastest, LIST_QUERY], q[D_HEAD + fastest + D_HEAD // 2, LIST_QUERY] = 40.0 * np.cos(-1.0), 40.0 * np.sin(-1.0)
     k[D_HEAD + fastest, KEY] = 1.0 * 40.0
     q[D_HEAD + slowest, QUERY], k[D_HEAD + slowest, SINK] = 40.0, 40.0

@@ -50,6 +50,8 @@ def cyclic_order_score(plane: np.ndarray, closed: bool = True) -> float:
 def closing_step(plane: np.ndarray) -> float:
     """Length of the step from class p − 1 back to class 0 over the median step between calendar neighbours ``(p, 2)``.
 
+    When the angles are in calendar order these steps are the walk's, and
+    this is the ratio ``cyclic_order_score`` compares with ``CLOSING_STEP``.
     About 1 on a circle in calendar order; an ordered open arc has a long
     closing step (a semicircle of 7: about 3.9).
     """
@@ -75,7 +77,7 @@ def _ring_scores(points: np.ndarray, closed: bool = True) -> np.ndarray:
 def random_order_score(p: int, draws: int = 20_000, seed: int = 0, planes: int = 1) -> float:
     """Expected ``cyclic_order_score`` of p centroids drawn at random in the plane (standard normal; simulated, seeded).
 
-    The chance level of the score: about 0.26 for 7 classes and 0.13 for 12
+    The chance level of the score: about 0.26 for 7 classes and 0.14 for 12
     (``draws`` random arrangements), not the 2/(p − 1) one might guess. With
     ``planes`` > 1, the expected *best* of that many independent arrangements:
     the chance level of a score maximised over several planes.

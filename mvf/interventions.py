@@ -351,7 +351,10 @@ def verdict(rows: pd.DataFrame, probe_r2: float | None = None) -> Verdict:
       least ``SAME_ANSWER`` times as often as after the full patch (the logit
       difference compares two answers only: a patch aimed at the old
       answer's neighbour raises it nearly as much as the right one);
-    - *does not match* when even the top of the share's interval is below ``PART``;
+    - *does not match* when even the top of the share's interval is below
+      ``PART``, or when its bottom is not above the mean ablation's share: a
+      patch that starts from the mean gets the mean ablation's shift (about
+      half, from erasing the old value) for free, and the circle must add to it;
     - *partly matches* otherwise.
 
     Shares and accuracies are compared as printed, to two decimals. The
@@ -361,7 +364,7 @@ def verdict(rows: pd.DataFrame, probe_r2: float | None = None) -> Verdict:
     """
     # Judged on the numbers as the sentence prints them (two decimals), so that an exact tie of the construction
     # (a share of exactly one half, say) falls on the same side on every CPU.
-    rows = rows.select_dtypes("number").round(2)
+    rows = rows.select_dtypes("number").round(2).assign(chance=rows["chance"])
     full, circle = rows.loc["full patch"], rows.loc["circle patch"]
     if probe_r2 is not None and probe_r2 < MIN_PROBE_R2:
         return Verdict("inconclusive", f"inconclusive: the circle probe does not read the value here (held-out R² "
@@ -376,22 +379,23 @@ def verdict(rows: pd.DataFrame, probe_r2: float | None = None) -> Verdict:
     nulls = rows.loc[[name for name in NULLS if name in rows.index]]
     reproduced = [name for name, row in nulls.iterrows() if _reproduces(row, full)]
     answers_move = full["accuracy"] >= 2 * full["chance"]
+    erased = rows.loc["mean ablation", "share from before"]
     if _reproduces(circle, full) and not reproduced and answers_move:
         category = "matches"
-    elif circle["share from before high"] < PART:
+    elif circle["share from before high"] < PART or circle["share from before low"] <= erased:
         category = "does not match"
     else:
         category = "partly matches"
     against = ""
     if len(nulls):
-        done = " and ".join(f"{name.split(' (')[0]} {row['share from before']:.0%} (wins {row['accuracy']:.2f})"
+        done = " and ".join(f"{row['share from before']:.0%} ({name.split(' (')[0]}; wins {row['accuracy']:.2f})"
                             for name, row in nulls.iterrows())  # fmt: skip
         against = f"; the nulls do {done}" + (f", so {' and '.join(n.split(' (')[0] for n in reproduced)} does as "
                                               f"much as the circle" if reproduced else "")  # fmt: skip
     weak = "" if answers_move else f" (under twice chance, {full['chance']:.2f}: the answers hardly move)"
     return Verdict(category, f"the circle patch does {_interval(circle, 'share from before')} of the full patch's "
-                   f"shift in logit difference from before ({_interval(circle, 'share from mean ablation')} from mean "
-                   f"ablation){against}; the new answer wins in {circle['accuracy']:.2f} of the pairs against "
+                   f"shift in logit difference from before (the mean ablation {erased:.0%}; "
+                   f"{_interval(circle, 'share from mean ablation')} measured from it){against}; the new answer wins in {circle['accuracy']:.2f} of the pairs against "
                    f"{full['accuracy']:.2f} for the full patch{weak}: this {category} the paper")  # fmt: skip
 
 

@@ -132,7 +132,7 @@ PROFILES: dict[str, ModelProfile] = {
             hf_id="mvf/circle-control",
             n_layers=3,
             d_model=40,
-            n_params=2.04e4,
+            n_params=2.56e4,
             dtype="float32",
             description="the positive control: a 3-layer Llama-architecture model whose weights are set by hand to "
             "compute the Weekdays and Months problems through circles (mvf.control); runs on a CPU",
@@ -144,7 +144,7 @@ PROFILES: dict[str, ModelProfile] = {
             hf_id="mvf/circle-control-redundant",
             n_layers=3,
             d_model=40,
-            n_params=2.04e4,
+            n_params=2.56e4,
             dtype="float32",
             description="the partial control: circle-control whose successor lists also carry the last day in a "
             "one-hot code the unembedding reads, so the circle carries only part of the answer (mvf.control)",

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from mvf import metrics
+from mvf.interventions import NULLS
 
 POINT_COLOUR = "#3b6ea8"
 BAND_COLOUR = "#e07b39"
@@ -188,10 +189,9 @@ def probe_quality(table: pd.DataFrame) -> Figure:
     return figure
 
 
-# Methods drawn in the interventions figures: the paper's in solid lines, ours dashed, the nulls dotted.
+# Methods drawn in the interventions figures: the paper's in solid lines, the nulls dotted.
 _METHOD_STYLE = {"before": ("0.35", "-"), "full patch": ("#1b9e77", "-"), "circle patch": ("#d95f02", "-"),
-                 "mean ablation": ("#7570b3", "-"), "circle patch, shuffled-order probe (null)": ("#e7298a", ":"),
-                 "random-plane patch (null)": ("#66a61e", ":")}  # fmt: skip
+                 "mean ablation": ("#7570b3", "-"), NULLS[0]: ("#e7298a", ":"), NULLS[1]: ("#66a61e", ":")}  # fmt: skip
 
 
 def intervention_effects(table: pd.DataFrame) -> Figure:
@@ -224,11 +224,12 @@ def intervention_effects(table: pd.DataFrame) -> Figure:
     return figure
 
 
-def share_by_layer(table: pd.DataFrame, match: float = 0.8, part: float = 0.5) -> Figure:
+def share_by_layer(table: pd.DataFrame, match: float, part: float) -> Figure:
     """The circle patch's share of the full patch's shift per layer, one panel per position, with the nulls'.
 
     ``table``: ``interventions.sweep``'s rows (with a ``position`` column);
-    bands are the 95 % intervals; dashed lines the verdict's thresholds.
+    bands are the 95 % intervals; dashed lines the verdict's thresholds
+    ``match`` and ``part`` (``interventions.MATCH``, ``interventions.PART``).
     Layers where the full patch does not move the answer are left out (their
     shares divide by nearly nothing).
     """
@@ -243,7 +244,7 @@ def share_by_layer(table: pd.DataFrame, match: float = 0.8, part: float = 0.5) -
             column = f"share from {base}"
             ax.plot(circle.index, circle[column], marker="o", markersize=3, color=colour, label=f"circle patch, from {base}")
             ax.fill_between(circle.index, circle[f"{column} low"], circle[f"{column} high"], color=colour, alpha=0.2)
-        for method in ("circle patch, shuffled-order probe (null)", "random-plane patch (null)"):
+        for method in NULLS:
             null = rows[rows["method"] == method].set_index("layer").reindex(moving)
             colour, style = _METHOD_STYLE[method]
             ax.plot(null.index, null["share from before"], color=colour, linestyle=style, label=f"{method}, from before")

@@ -26,8 +26,10 @@ SWEEPS = Path(__file__).parent / "data" / "sweeps"
 EFFECT_KEYS = ("hook", "layer", "method", "position")  # what identifies a row of ``interventions.sweep``'s table
 QUALITY_KEYS = ("layer", "position")  # and of ``probes.quality_by_layer``'s
 # What the chapters read of a stored sweep's effects: a file without them was made by an older sweep.
-EFFECT_COLUMNS = ("accuracy", "logit diff", "logit diff low", "logit diff high", "shift from before low",
-                  "share from before", "share from before low", "share from before high", "share from mean ablation")
+EFFECT_COLUMNS = ("accuracy", "chance", "logit diff", "logit diff low", "logit diff high", "shift from before",
+                  "shift from before low", "shift from before high", "share from before", "share from before low",
+                  "share from before high", "share from mean ablation", "share from mean ablation low",
+                  "share from mean ablation high")
 
 
 class StoredSweep(NamedTuple):
