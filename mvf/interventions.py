@@ -328,6 +328,7 @@ VERDICTS = ("inconclusive", "matches", "partly matches", "does not match")
 MATCH = 0.7  # a share of the full patch's shift at which the circle patch does "about as much" (the paper's claim)
 MIN_PROBE_R2 = 0.5  # below it the probe does not read the value: no circle to patch
 PART = 0.5  # below it, even at the interval's top, the circle carries less than half of the shift
+NOTHING = 0.1  # a share, measured from mean ablation, under which the circle adds nothing to erasing the old value
 SAME_ANSWER = 0.8  # the circle patch's accuracy, as a share of the full patch's, at which it moves the answer as far
 
 
@@ -352,15 +353,17 @@ def verdict(rows: pd.DataFrame, probe_r2: float | None = None) -> Verdict:
       difference compares two answers only: a patch aimed at the old
       answer's neighbour raises it nearly as much as the right one);
     - *does not match* when even the top of the share's interval is below
-      ``PART``, or when its bottom is not above the mean ablation's share: a
-      patch that starts from the mean gets the mean ablation's shift (about
-      half, from erasing the old value) for free, and the circle must add to it;
+      ``PART``, or when the top of the interval of the share measured from
+      mean ablation is below ``NOTHING``: a patch that starts from the mean
+      gets the mean ablation's shift (about half, from erasing the old value)
+      for free, and a circle that adds under a tenth of the rest adds nothing;
     - *partly matches* otherwise.
 
     Shares and accuracies are compared as printed, to two decimals. The
-    share from mean ablation is reported beside it and not judged: a
-    patch that starts from the mean loses part of the logits' scale even
-    where it carries the whole value (the positive control's operand).
+    share from mean ablation decides only whether the circle adds nothing,
+    not whether it matches: a patch that starts from the mean loses part of
+    the logits' scale even where it carries the whole value (the positive
+    control's operand).
     """
     # Judged on the numbers as the sentence prints them (two decimals), so that an exact tie of the construction
     # (a share of exactly one half, say) falls on the same side on every CPU.
@@ -379,10 +382,10 @@ def verdict(rows: pd.DataFrame, probe_r2: float | None = None) -> Verdict:
     nulls = rows.loc[[name for name in NULLS if name in rows.index]]
     reproduced = [name for name, row in nulls.iterrows() if _reproduces(row, full)]
     answers_move = full["accuracy"] >= 2 * full["chance"]
-    erased = rows.loc["mean ablation", "share from before"]
+    erased = rows.loc["mean ablation", "share from before"]  # what a patch from the mean gets for free
     if _reproduces(circle, full) and not reproduced and answers_move:
         category = "matches"
-    elif circle["share from before high"] < PART or circle["share from before low"] <= erased:
+    elif circle["share from before high"] < PART or circle["share from mean ablation high"] < NOTHING:
         category = "does not match"
     else:
         category = "partly matches"
