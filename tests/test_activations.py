@@ -160,3 +160,34 @@ def test_with_bos_the_model_input_starts_with_it_and_positions_shift(model):
     torch.testing.assert_close(out[HOOK][0], cache[HOOK][0, with_bos["operand"]], atol=1e-4, rtol=1e-4)
     rows = activations.tokenize_corpus(model.tokenizer, TEXTS, 32, bos=True)
     assert (rows[:, 0] == model.tokenizer.bos_token_id).all() and rows.shape[1] == 32
+
+
+def test_a_prompt_cache_hit_needs_the_same_weights_hook_positions_and_words(model, tmp_path, monkeypatch):
+    """Each kind of mismatch planted alone: the cache must recompute, never serve the first call's activations."""
+    prompts = ["It rained on Monday.", "See you on Friday then."]
+    bos = tokens.prepends_bos(model)
+    positions = [tokens.word_position(model.tokenizer, p, w, bos) for p, w in zip(prompts, ["Monday", "Friday"])]
+    swapped = ["It rained on Friday.", "See you on Monday then."]  # other words at the very same token positions
+    assert [tokens.word_position(model.tokenizer, p, w, bos) for p, w in zip(swapped, ["Friday", "Monday"])] == positions
+    activations.collect_at_positions(model, prompts, positions, [HOOK], cache_dir=tmp_path)
+    calls = []
+    real = activations.forward_at_positions
+    monkeypatch.setattr(activations, "forward_at_positions", lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    def recomputed(prompts_, positions_, hooks_) -> bool:
+        before = len(calls)
+        activations.collect_at_positions(model, prompts_, positions_, hooks_, cache_dir=tmp_path)
+        return len(calls) > before
+
+    assert not recomputed(prompts, positions, [HOOK]), "the same call must be a cache hit"
+    assert recomputed(swapped, positions, [HOOK]), "other words at the same positions"
+    assert recomputed(prompts, [p - 1 for p in positions], [HOOK]), "other positions"
+    assert recomputed(prompts, positions, ["blocks.0.hook_resid_post"]), "another hook"
+    first = next(model.parameters())
+    with torch.no_grad():
+        first.view(-1)[0] += 1.0
+    try:
+        assert recomputed(prompts, positions, [HOOK]), "other weights"
+    finally:
+        with torch.no_grad():
+            first.view(-1)[0] -= 1.0

@@ -146,3 +146,11 @@ def test_hooks_without_variance_are_left_out():
     same = np.ones((5, 3))
     kept = decompose.varying({"blocks.0.hook_resid_pre": same, "blocks.1.hook_resid_pre": np.arange(15.0).reshape(5, 3)})
     assert list(kept) == ["blocks.1.hook_resid_pre"]
+
+
+def test_the_circle_of_operand_minus_shift_is_that_value_on_the_circle():
+    problems = tasks.task("weekdays")
+    groups = decompose.problem_groups(problems)
+    expected = [(p.start - p.shift) % 7 for p in problems]
+    np.testing.assert_allclose(groups["circle of operand − shift"], probes.circle_targets(np.array(expected), 7))
+    np.testing.assert_allclose(groups["circle of answer"], probes.circle_targets(np.array([p.answer for p in problems]), 7))

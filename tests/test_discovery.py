@@ -321,3 +321,23 @@ def test_stored_seeds_are_validated(tmp_path, monkeypatch):
         discovery.load_seeds("m")
     assert discovery.decoder_fingerprint(np.ones((2, 3))) == discovery.decoder_fingerprint(np.ones((2, 3), np.float32))
     assert discovery.decoder_fingerprint(np.ones((2, 3))) != discovery.decoder_fingerprint(np.zeros((2, 3)))
+
+
+def _one_cluster():
+    """The planted SAE with every feature in one cluster: its reconstructions span 8 dimensions."""
+    decoder, codes = _planted()
+    return sparse.csr_matrix(codes), decoder, np.zeros(len(decoder), dtype=int), ["x"] * len(codes)
+
+
+@pytest.mark.parametrize("n_components", [2, 3, 5])
+def test_rank_clusters_measures_as_many_planes_as_components_asked(n_components):
+    table = discovery.rank_clusters(*_one_cluster(), n_components=n_components)
+    assert table.loc[0, "planes"] == n_components - 1
+
+
+def test_the_best_plane_is_the_one_with_the_highest_s_times_one_minus_m(monkeypatch):
+    """The most separable plane is a mixture here: the best plane is the next one, where S·(1 − M) is highest."""
+    monkeypatch.setattr(discovery.metrics, "separability_index", lambda planes: np.array([0.9, 0.5, 0.1, 0.1]))
+    monkeypatch.setattr(discovery.metrics, "mixture_index", lambda planes: np.array([0.9, 0.0, 0.0, 0.0]))
+    row = discovery.rank_clusters(*_one_cluster(), n_components=5).loc[0]
+    assert (row["pcs"], row["S"], row["M"]) == ("2,3", 0.5, 0.0) and row["best plane (ours)"] == pytest.approx(0.5)
