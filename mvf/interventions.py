@@ -255,15 +255,14 @@ def summarize(diffs: dict[str, np.ndarray], wins: dict[str, np.ndarray], groups:
 def sweep(
     model, problems: list[Problem], probes_by_hook: dict[str, CircleProbe], clean_by_hook: dict[str, np.ndarray],
     positions: np.ndarray, position: str, per_problem: int | None = None, batch_size: int = 512, seed: int = 0,
-    null_probes_by_hook: dict[str, CircleProbe] | None = None, null_order: np.ndarray | None = None,
 ) -> pd.DataFrame:  # fmt: skip
     """Effect of every method at every hook: one row per (hook, method) (``summarize``'s columns); every method's pairs go through the model together.
 
     ``positions``: ``(n_problems,)`` token positions patched, at the
     ``position`` ("operand" or "final") whose value the probes read
     (``read_values``); ``clean_by_hook``: ``{hook: (n_problems, d)}`` clean
-    activations there; ``null_probes_by_hook``: the probes fitted to the
-    values relabelled by ``null_order``, for the shuffled-order null.
+    activations there. The shuffled-order null's probe is fitted at each
+    hook to the values relabelled by ``shuffled_order(period, seed)``.
     A pair's new answer is y' + β at the operand, y' at the final position.
     """
     period = problems[0].period
@@ -273,11 +272,13 @@ def sweep(
     old = np.array([problems[i].answer for i in index])
     new = np.array([problems[j].answer for j in donors])
     prompts = [problems[i].prompt for i in index]
+    order = shuffled_order(period, seed)
+    relabelled = order[read_values(problems, position)]
     tables = []
     n = len(index)
     for hook, probe in tqdm(probes_by_hook.items(), desc="layers"):
-        null_probe = None if null_probes_by_hook is None else null_probes_by_hook[hook]
-        chosen = methods(probe, clean_by_hook[hook], donors, seed, null_probe, null_order)
+        null_probe = fit_circle_probe(clean_by_hook[hook], relabelled, period, k=len(probe.components))
+        chosen = methods(probe, clean_by_hook[hook], donors, seed, null_probe, order)
         # One call for all methods: a few large batches cost a fraction of many small ones (bench/interventions.py).
         replaced = {name: method(index, target) for name, method in chosen.items()}
         logits = patched_logits(model, prompts * len(replaced), hook, np.tile(positions[index], len(replaced)),
@@ -299,8 +300,7 @@ def position_sweep(
 
     The clean activations at ``position`` ("operand" or "final", from the
     tokenization) are collected at every hook (cached under ``cache_dir``
-    when given); the shuffled-order null's probes are fitted to the values
-    relabelled by ``shuffled_order(period, seed)``. Returns ``probes.quality_by_layer``'s table and ``sweep``'s,
+    when given); returns ``probes.quality_by_layer``'s table and ``sweep``'s,
     each with a ``position`` column.
     """
     period = problems[0].period
@@ -310,10 +310,7 @@ def position_sweep(
     clean = {hook: acts.numpy().astype(np.float64) for hook, acts in clean.items()}
     quality = quality_by_layer(clean, values, period, k=k, seed=seed).assign(position=position)
     fitted = {hook: fit_circle_probe(clean[hook], values, period, k=k) for hook in sweep_hooks}
-    order = shuffled_order(period, seed)
-    nulls = {hook: fit_circle_probe(clean[hook], order[values], period, k=k) for hook in sweep_hooks}
-    effects = sweep(model, problems, fitted, clean, where, position, per_problem=per_problem, seed=seed,
-                    null_probes_by_hook=nulls, null_order=order)  # fmt: skip
+    effects = sweep(model, problems, fitted, clean, where, position, per_problem=per_problem, seed=seed)
     return quality, effects.assign(position=position)
 
 
@@ -398,8 +395,9 @@ def verdict(rows: pd.DataFrame, probe_r2: float | None = None) -> Verdict:
     weak = "" if answers_move else f" (under twice chance, {full['chance']:.2f}: the answers hardly move)"
     return Verdict(category, f"the circle patch does {_interval(circle, 'share from before')} of the full patch's "
                    f"shift in logit difference from before (the mean ablation {erased:.0%}; "
-                   f"{_interval(circle, 'share from mean ablation')} measured from it){against}; the new answer wins in {circle['accuracy']:.2f} of the pairs against "
-                   f"{full['accuracy']:.2f} for the full patch{weak}: this {category} the paper")  # fmt: skip
+                   f"{_interval(circle, 'share from mean ablation')} measured from it){against}; the new answer wins "
+                   f"in {circle['accuracy']:.2f} of the pairs against {full['accuracy']:.2f} for the full patch{weak}: "
+                   f"this {category} the paper")  # fmt: skip
 
 
 def _reproduces(patch: pd.Series, full: pd.Series) -> bool:
