@@ -89,8 +89,23 @@ def circle_patch(probe: CircleProbe, clean: np.ndarray, points: np.ndarray) -> n
     x* = mean − P(mean) + embed(target); applied to the clean activation, our
     stricter in-plane move, which keeps everything else the problem carries.
     """
-    change = (points - probe.circle_point(clean)) @ np.linalg.pinv(probe.weights[:-1])
-    return clean + change @ probe.components
+    return circles_patch([probe], clean, points)
+
+
+def circles_patch(probes: list[CircleProbe], clean: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """``circle_patch`` for several circles at once: each probe reads its own ``points[:, 2i : 2i + 2]``.
+
+    ``probes``: fitted on the same activations (so they share their PCA
+    components), each to its own labelling of the values (a model that keeps
+    a value on several circles); ``points``: ``(n, 2 · len(probes))``. One
+    smallest change of the PCA coordinates sets every circle together.
+    """
+    components = probes[0].components
+    if any(not np.array_equal(probe.components, components) for probe in probes):
+        raise ValueError("the probes must share their PCA components: fit them on the same activations with the same k.")
+    maps = np.hstack([probe.weights[:-1] for probe in probes])
+    now = np.hstack([probe.circle_point(clean) for probe in probes])
+    return clean + (points - now) @ np.linalg.pinv(maps) @ components
 
 
 def circle_plane(probe: CircleProbe) -> np.ndarray:
@@ -268,28 +283,43 @@ def sweep(
     period = problems[0].period
     index, target = target_pairs(problems, position, per_problem, seed)
     donors = matching_problems(problems, index, target, position)
-    allowed = candidates(model.tokenizer, problems)[index]
-    old = np.array([problems[i].answer for i in index])
-    new = np.array([problems[j].answer for j in donors])
-    prompts = [problems[i].prompt for i in index]
     order = shuffled_order(period, seed)
     relabelled = order[read_values(problems, position)]
     tables = []
-    n = len(index)
     for hook, probe in tqdm(probes_by_hook.items(), desc="layers"):
         null_probe = fit_circle_probe(clean_by_hook[hook], relabelled, period, k=len(probe.components))
         chosen = methods(probe, clean_by_hook[hook], donors, seed, null_probe, order)
-        # One call for all methods: a few large batches cost a fraction of many small ones (bench/interventions.py).
         replaced = {name: method(index, target) for name, method in chosen.items()}
-        logits = patched_logits(model, prompts * len(replaced), hook, np.tile(positions[index], len(replaced)),
-                                np.concatenate(list(replaced.values())), batch_size, allowed.repeat(len(replaced), 1))  # fmt: skip
-        measured = {name: pair_effects(logits[k * n : (k + 1) * n], old, new) for k, name in enumerate(replaced)}
-        table = summarize({name: m[0] for name, m in measured.items()}, {name: m[1] for name, m in measured.items()},
-                          index, seed)  # fmt: skip
+        table = measure(model, problems, index, donors, hook, positions, replaced, batch_size, seed)
         tables.append(table.assign(hook=hook, layer=check_hook(model, hook)))
     columns = ["hook", "layer", "method"]
     table = pd.concat(tables, ignore_index=True)
-    return table[columns + [c for c in table if c not in columns]].assign(chance=1 / period)
+    return table[columns + [c for c in table if c not in columns]]
+
+
+def measure(
+    model, problems: list[Problem], index: np.ndarray, donors: np.ndarray, hook: str, positions: np.ndarray,
+    replaced: dict[str, np.ndarray], batch_size: int = 512, seed: int = 0,
+) -> pd.DataFrame:  # fmt: skip
+    """Run every method's replacements through the model and ``summarize`` them, with a ``chance`` column.
+
+    ``index``, ``donors``: ``(n_pairs,)`` each pair's problem and its donor
+    (whose answer is the new one); ``positions``: ``(n_problems,)`` the token
+    patched in each problem; ``replaced``: method → ``(n_pairs, d)``, with
+    "before", "full patch" and "mean ablation" among the methods.
+    """
+    allowed = candidates(model.tokenizer, problems)[index]
+    old = np.array([problems[i].answer for i in index])
+    new = np.array([problems[j].answer for j in donors])
+    n = len(index)
+    # One call for all methods: a few large batches cost a fraction of many small ones (bench/interventions.py).
+    logits = patched_logits(model, [problems[i].prompt for i in index] * len(replaced), hook,
+                            np.tile(positions[index], len(replaced)), np.concatenate(list(replaced.values())),
+                            batch_size, allowed.repeat(len(replaced), 1))  # fmt: skip
+    measured = {name: pair_effects(logits[k * n : (k + 1) * n], old, new) for k, name in enumerate(replaced)}
+    table = summarize({name: m[0] for name, m in measured.items()}, {name: m[1] for name, m in measured.items()},
+                      index, seed)  # fmt: skip
+    return table.assign(chance=1 / problems[0].period)
 
 
 def position_sweep(

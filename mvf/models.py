@@ -18,7 +18,7 @@ import torch
 from filelock import FileLock
 from transformer_lens.model_bridge import TransformerBridge
 
-from mvf import control
+from mvf import control, trained_control
 from mvf.cache import CACHE_DIR, build_folder_atomically, sha256_file
 from mvf.progress import library_bars_off
 
@@ -40,7 +40,9 @@ class ModelProfile:
     off-circle chapter's default layer, the input of that block
     (``hook_resid_pre``; the paper's Mistral layer 5; for the others ours, at
     about the same depth). ``constructed``: built by :mod:`mvf.control` into
-    the cache on first load (the positive control), not downloaded.
+    the cache on first load (the positive control), not downloaded;
+    ``shipped``: trained once and shipped inside the package
+    (:mod:`mvf.trained_control`).
     """
 
     name: str
@@ -57,6 +59,7 @@ class ModelProfile:
     sae_release: str | None = None
     off_circle_layer: int = 4
     constructed: bool = False
+    shipped: bool = False
 
     @property
     def weights_gib(self) -> float:
@@ -149,6 +152,19 @@ PROFILES: dict[str, ModelProfile] = {
             description="the partial control: circle-control whose successor lists also carry the last day in a "
             "one-hot code the unembedding reads, so the circle carries only part of the answer (mvf.control)",
             constructed=True,
+            off_circle_layer=0,
+        ),
+        ModelProfile(
+            name=trained_control.PROFILE,
+            hf_id="mvf/circle-control-trained",
+            n_layers=1,
+            d_model=128,
+            n_params=2.3e5,
+            dtype="float32",
+            description=f"the trained control: a 1-layer Llama-architecture model trained on addition modulo "
+            f"{trained_control.MODULUS} (\"b after a is\"), which transformers are known to solve with circles; trained "
+            "by mvf.trained_control and shipped in the package",
+            shipped=True,
             off_circle_layer=0,
         ),
         ModelProfile(
@@ -282,6 +298,8 @@ def load_model(
     torch_dtype = getattr(torch, dtype or p.dtype)
     if path is None and p.gguf_file is not None:
         path = embedded_gguf(p)
+    if path is None and p.shipped:
+        path = trained_control.shipped_folder()
     if path is None and p.constructed:
         path = control.build(CACHE_DIR / p.name, redundant=p.name == control.REDUNDANT_PROFILE)
     if path is not None:

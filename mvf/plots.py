@@ -315,3 +315,19 @@ def explained_variance_layers(tables: dict[str, pd.DataFrame]) -> Figure:
     axes[0, -1].legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
     figure.tight_layout()
     return figure
+
+
+def fourier_shares(shares: np.ndarray, key: Sequence[int], minimum: float) -> Figure:
+    """Bars of each frequency's share of the number embeddings' norm ``(p // 2,)``, the key frequencies ``key`` marked."""
+    figure, ax = plt.subplots(figsize=(7, 2.8))
+    frequencies = np.arange(1, len(shares) + 1)
+    colours = [BAND_COLOUR if k in key else POINT_COLOUR for k in frequencies]
+    ax.bar(frequencies, shares, color=colours)
+    ax.axhline(minimum, color="0.5", linestyle="--", linewidth=1, label=f"key frequency: at least {minimum:.0%}")
+    ax.axhline(1 / len(shares), color="0.7", linestyle=":", linewidth=1, label="spread evenly")
+    ax.set_xlabel("frequency k (the circle at angle 2πka/p)")
+    ax.set_ylabel("share of the norm")
+    ax.set_title("Where the trained embeddings put the numbers")
+    ax.legend(fontsize="small")
+    figure.tight_layout()
+    return figure

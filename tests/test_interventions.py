@@ -30,6 +30,23 @@ def test_circle_patch_makes_the_probe_read_the_target(setup):
     np.testing.assert_allclose(outside, 0, atol=1e-10 * np.abs(moved).max())
 
 
+def test_several_circles_are_set_together_each_to_its_own_target():
+    """Two labellings of 11 values (the numbers and twice the numbers): after the joint patch each probe reads its own
+    target, which patching them one after the other would not guarantee."""
+    generator = np.random.default_rng(0)
+    values = np.arange(110) % 11
+    angles = 2 * np.pi * np.column_stack([values, 2 * values]) / 11
+    clean = np.hstack([np.cos(angles), np.sin(angles), 0.1 * generator.standard_normal((110, 6))]) @ generator.normal(size=(10, 16))
+    fitted = [probes.fit_circle_probe(clean, (f * values) % 11, 11, k=4) for f in (1, 2)]
+    new = (values + 3) % 11
+    points = np.hstack([probes.circle_targets((f * new) % 11, 11) for f in (1, 2)])
+    patched = interventions.circles_patch(fitted, clean, points)
+    for i, probe in enumerate(fitted):
+        np.testing.assert_allclose(probe.circle_point(patched), points[:, 2 * i : 2 * i + 2], atol=1e-8)
+    with pytest.raises(ValueError, match="share their PCA components"):
+        interventions.circles_patch([fitted[0], probes.fit_circle_probe(clean, values, 11, k=3)], clean, points)
+
+
 def test_patching_with_the_problems_own_value_changes_nothing(model, setup):
     problems, positions, clean, probe = setup
     prompts = [p.prompt for p in problems]
