@@ -2,7 +2,7 @@
 
 A small model trained on the Weekdays and Months problems fits all 193, but
 none can be held out to show that it computes rather than recites
-(``python -m mvf.trained_control --task calendar`` repeats that trial), so
+(``python -m mvf.commands.train_control --task calendar`` repeats that trial), so
 this model is *constructed*, and
 :mod:`mvf.trained_control` trains one on modular addition. Its weights are set
 so that its computation goes through a circle, and the book's pipeline (probes,

@@ -2,7 +2,7 @@
 
 The shipped file ``mvf/data/corpus.jsonl.xz`` holds one JSON object per
 document (``{"source": ..., "text": ...}``); ``mvf/data/corpus.json`` holds its
-provenance, licences, seed and statistics. ``scripts/build_corpus.py``
+provenance, licences, seed and statistics. ``mvf.commands.build_corpus``
 regenerates both.
 """
 
@@ -121,12 +121,12 @@ def debian_documents(name: str) -> Iterator[str]:
 def load_corpus(path: Path = CORPUS_FILE) -> list[dict]:
     """The shipped corpus: a list of ``{"source", "text"}`` documents; a clear error if missing or corrupt."""
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing; rebuild it with `python scripts/build_corpus.py`.")
+        raise FileNotFoundError(f"{path} is missing; rebuild it with `python -m mvf.commands.build_corpus`.")
     try:
         with lzma.open(path, "rt", encoding="utf-8") as stream:
             return [json.loads(line) for line in stream]
     except (lzma.LZMAError, EOFError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path} is corrupted ({error}); rebuild it with `python scripts/build_corpus.py`.") from error
+        raise ValueError(f"{path} is corrupted ({error}); rebuild it with `python -m mvf.commands.build_corpus`.") from error
 
 
 def corpus_texts(path: Path = CORPUS_FILE, exclude: Sequence[str] = ()) -> list[str]:

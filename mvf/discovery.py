@@ -42,7 +42,7 @@ MIN_POINTS = 100  # a 10×10 histogram for S needs at least this many points
 MIN_NAME_TOKENS = 5
 MIN_NAME_SHARE = 0.25
 MIN_MIXTURE = 0.01  # the paper drops planes with M below this from its mean score
-SEEDS = Path(__file__).parent / "data" / "discovery"  # clusterings under several seeds (scripts/discovery_seeds.py)
+SEEDS = Path(__file__).parent / "data" / "discovery"  # clusterings under several seeds (mvf.commands.discovery_seeds)
 
 
 def _unit_rows(decoder: np.ndarray | torch.Tensor, device: str | None = None) -> torch.Tensor:
@@ -200,14 +200,14 @@ def seeds_path(model_name: str) -> Path:
 
 
 def load_seeds(model_name: str) -> dict | None:
-    """The stored clusterings under several seeds of ``model_name``'s SAE (``scripts/discovery_seeds.py``), or None.
+    """The stored clusterings under several seeds of ``model_name``'s SAE (``mvf.commands.discovery_seeds``), or None.
 
     ``ValueError`` when the file is damaged or lacks a part, naming the command that regenerates it.
     """
     path = seeds_path(model_name)
     if not path.exists():
         return None
-    regenerate = f"regenerate it with `python scripts/discovery_seeds.py --model {model_name}`"
+    regenerate = f"regenerate it with `python -m mvf.commands.discovery_seeds --model {model_name}`"
     try:
         payload = json.loads(path.read_text())
         missing = {"settings", "provenance", "affinity", "seeds"} - set(payload)

@@ -182,7 +182,64 @@ PROFILES: dict[str, ModelProfile] = {
 
 
 class HubUnavailableError(OSError):
-    """The Hugging Face hub could not be reached for a model that is not on this machine."""
+    """A model that is not on this machine could not be had from the Hugging Face hub (``why_not_loaded`` says why)."""
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """``error`` and the exceptions it was raised from, outermost first."""
+    chain = [error]
+    while (cause := chain[-1].__cause__ or chain[-1].__context__) is not None and cause not in chain:
+        chain.append(cause)
+    return chain
+
+
+def why_not_loaded(error: OSError, what: str, alternative: str, hub_id: str | None = None) -> str:
+    """Why ``what`` could not be had from the Hugging Face hub, and what to do, in two lines.
+
+    Gated without a token (or with one whose account has not accepted the
+    licence), switched off (``HF_HUB_OFFLINE``), unknown to the hub, or no
+    network; otherwise the library's own message. ``alternative``: the way
+    forward without the hub; ``hub_id``: the repository, for the licence's page.
+    """
+    from huggingface_hub import errors
+
+    chain = _chain(error)
+    if any(isinstance(e, errors.GatedRepoError) for e in chain) or "gated repo" in str(error):
+        token = "HF_TOKEN is not set" if not os.environ.get("HF_TOKEN") else "the account of HF_TOKEN has no access"
+        page = f" at https://huggingface.co/{hub_id}" if hub_id else ""
+        return (f"{what} is gated on the Hugging Face hub and {token}.\nAccept its licence{page} and set HF_TOKEN to "
+                f"a token of that account. {alternative}")  # fmt: skip
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
+        return (f"{what} is not in the local Hugging Face cache, and the hub is switched off "
+                f"(HF_HUB_OFFLINE={os.environ['HF_HUB_OFFLINE']}).\nUnset HF_HUB_OFFLINE on a machine with network "
+                f"to download it. {alternative}")  # fmt: skip
+    if any(isinstance(e, errors.RepositoryNotFoundError) for e in chain):
+        return f"{what} is not on the Hugging Face hub (or is private).\nCheck the name. {alternative}"
+    if any(isinstance(e, errors.LocalEntryNotFoundError | ConnectionError | TimeoutError) for e in chain) or (
+        "couldn't connect" in str(error)
+    ):
+        return f"{what} is not on this machine and the Hugging Face hub is unreachable (no network).\n{alternative}"
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"could not load {what}: {type(error).__name__}: {first_line}\n{alternative}"
+
+
+class DeviceError(RuntimeError):
+    """The device asked for cannot run the model: no GPU, or one too small for it."""
+
+
+def check_device(p: ModelProfile, device: str) -> None:
+    """``DeviceError`` when ``device`` is CUDA and there is no GPU, or the GPU has less memory than ``p`` needs."""
+    if not str(device).startswith("cuda"):
+        return
+    if not torch.cuda.is_available():
+        raise DeviceError(f"device {device!r} was asked for, but torch sees no GPU.\nOn Colab: Runtime → Change runtime "
+                          f"type → a GPU; or load_model({p.name!r}, device='cpu') (slow for models above 1 B parameters).")  # fmt: skip
+    index = torch.device(device).index or 0
+    total = torch.cuda.get_device_properties(index).total_memory / 2**30
+    if total < p.gpu_memory_gib:
+        raise DeviceError(f"{p.name} needs about {p.gpu_memory_gib} GiB of GPU memory in {p.dtype}; this GPU "
+                          f"({torch.cuda.get_device_name(index)}) has {total:.0f} GiB.\nUse a larger GPU (describe() "
+                          f"lists each profile's needs), or a smaller profile such as '{DEFAULT_MODEL}'.")  # fmt: skip
 
 
 def profile(name: str) -> ModelProfile:
@@ -296,6 +353,7 @@ def load_model(
     p = profile(name)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch_dtype = getattr(torch, dtype or p.dtype)
+    check_device(p, device)
     if path is None and p.gguf_file is not None:
         path = embedded_gguf(p)
     if path is None and p.shipped:
@@ -316,11 +374,12 @@ def load_model(
             with library_bars_off():
                 model = TransformerBridge.boot_transformers(p.hf_id, device=device, dtype=torch_dtype)
         except OSError as error:
-            raise HubUnavailableError(
-                f"could not load {p.hf_id} for {name!r}: the Hugging Face hub is unreachable and no local copy was "
-                f"found ({error.__class__.__name__}). Offline, use load_model('{DEFAULT_MODEL}') (embedded, no "
-                f"network), or pass path= to a directory or .gguf file holding {p.hf_id}."
-            ) from error
+            # The cause and the fix in two lines; the library's traceback only when asked for (MVF_TRACEBACK=1).
+            alternative = (f"Offline, load_model('{DEFAULT_MODEL}') needs no network, or pass path= to a directory or "
+                           f".gguf file holding {p.hf_id}.")  # fmt: skip
+            raise HubUnavailableError(why_not_loaded(error, f"{p.hf_id} ({p.name})", alternative, p.hf_id)) from (
+                error if os.environ.get("MVF_TRACEBACK") else None
+            )
     if p.compatibility_mode:
         model.enable_compatibility_mode(disable_warnings=True)
     model.cfg.default_prepend_bos = p.bos

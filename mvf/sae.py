@@ -10,6 +10,7 @@ measured quality.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 from sae_lens import SAE
 
-from mvf.models import PROFILES, HubUnavailableError, profile
+from mvf.models import PROFILES, HubUnavailableError, profile, why_not_loaded
 from mvf.progress import library_bars_off
 
 EMBEDDED_SAE = Path(__file__).parent / "data" / "sae-smollm2"
@@ -87,8 +88,9 @@ def paper_features(chosen: ChosenSAE) -> dict[str, list[int]]:
 def load_sae(release: str, sae_id: str | None = None, device: str = "cpu") -> SAE:
     """A pretrained SAE from a SAELens release (``sae_id`` defaults to the book's choice for it).
 
-    Offline, the error says the hub is unreachable and names the embedded SAE
-    (``load_embedded_sae()``) and ``load_sae_from_disk(path)`` as ways forward.
+    When the hub cannot serve it, the error says why (``models.why_not_loaded``)
+    and names the embedded SAE (``load_embedded_sae()``) and
+    ``load_sae_from_disk(path)`` as ways forward.
     """
     if release not in RELEASES:
         raise ValueError(f"unknown SAE release {release!r}; the book knows {sorted(RELEASES)}.")
@@ -97,11 +99,11 @@ def load_sae(release: str, sae_id: str | None = None, device: str = "cpu") -> SA
         with library_bars_off():
             return SAE.from_pretrained(release, sae_id, device=device)
     except OSError as error:
-        raise HubUnavailableError(
-            f"could not download {release}/{sae_id}: the Hugging Face hub is unreachable "
-            f"({error.__class__.__name__}). Offline, use load_embedded_sae() (SmolLM2's SAE, shipped with mvf) "
-            "or load_sae_from_disk(path) on a folder holding cfg.json and sae_weights.safetensors."
-        ) from error
+        alternative = ("Offline, use load_embedded_sae() (SmolLM2's SAE, shipped with mvf) or load_sae_from_disk(path) "
+                       "on a folder holding cfg.json and sae_weights.safetensors.")  # fmt: skip
+        raise HubUnavailableError(why_not_loaded(error, f"the SAE {release}/{sae_id}", alternative)) from (
+            error if os.environ.get("MVF_TRACEBACK") else None
+        )
 
 
 def load_sae_from_disk(path: str | Path, device: str = "cpu") -> SAE:

@@ -1,7 +1,7 @@
 """Intervention sweeps computed once and shipped: every layer, both positions, for a model and task.
 
 On 2 CPU cores a sweep of every layer at both positions takes minutes, more
-than a book build can spend on one chapter; ``scripts/sweep_interventions.py``
+than a book build can spend on one chapter; ``mvf.commands.sweep_interventions``
 computes it with ``interventions.position_sweep`` and stores it here with its
 settings and provenance. The interventions chapter recomputes some of its
 layers live and checks that they agree with the stored rows
@@ -63,7 +63,7 @@ def load(model_name: str, task: str, folder: Path = SWEEPS) -> StoredSweep | Non
     path = path_for(model_name, task, folder)
     if not path.exists():
         return None
-    regenerate = f"regenerate it with `python scripts/sweep_interventions.py --model {model_name} --task {task}`"
+    regenerate = f"regenerate it with `python -m mvf.commands.sweep_interventions --model {model_name} --task {task}`"
     try:
         payload = json.loads(path.read_text())
         stored = StoredSweep(payload["settings"], payload["provenance"], pd.DataFrame(payload["quality"]),

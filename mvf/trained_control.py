@@ -19,21 +19,14 @@ keeps each number on several circles, one per key frequency
 carry only part of the answer, and the patch of all of them at once (ours,
 ``key_circles_effects``) the whole of it.
 
-``python -m mvf.trained_control`` retrains the shipped weights (seeded,
-about 3 min on 2 CPU cores) and writes their record.
-``python -m mvf.trained_control --task calendar`` repeats the earlier trial:
-the same model trained on the book's calendar prompts, whose record says how
-far it got.
+``python -m mvf.commands.train_control`` retrains the shipped weights
+(seeded, about 8 min on 2 CPU cores) and writes their record.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import platform
-import sys
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -44,7 +37,6 @@ from tqdm.std import tqdm
 
 from mvf import interventions, tasks
 from mvf.activations import collect_at_positions
-from mvf.cache import build_folder_atomically, sha256_file
 from mvf.probes import circle_targets, fit_circle_probe
 from mvf.tasks import Problem
 from mvf.tokens import prepends_bos
@@ -131,7 +123,7 @@ def split(settings: Training) -> np.ndarray:
     return np.isin(np.arange(n), chosen)
 
 
-def _encode(tokenizer_, items: list[Problem]) -> tuple[torch.Tensor, torch.Tensor]:
+def encode(tokenizer_, items: list[Problem]) -> tuple[torch.Tensor, torch.Tensor]:
     """BOS + prompt ids ``(n, length)`` (every prompt has the same length) and answer ids ``(n,)``."""
     prompts = [[tokenizer_.bos_token_id, *tokenizer_(p.prompt, add_special_tokens=False)["input_ids"]] for p in items]
     answers = [tokenizer_(" " + p.names[p.answer], add_special_tokens=False)["input_ids"][-1] for p in items]
@@ -143,7 +135,9 @@ def _accuracy(model, ids: torch.Tensor, answers: torch.Tensor) -> float:
         return float((model(ids).logits[:, -1].argmax(-1) == answers).float().mean())
 
 
-def train(settings: Training, ids: torch.Tensor, answers: torch.Tensor, held_out: torch.Tensor | None, tokenizer_):
+def train(
+    settings: Training, ids: torch.Tensor, answers: torch.Tensor, held_out: tuple[torch.Tensor, torch.Tensor] | None, tokenizer_
+):
     """Train on ``ids`` ``(n, length)`` → ``answers`` ``(n,)``; returns the model and the accuracy curve (every 100 steps)."""
     from transformers import LlamaForCausalLM
 
@@ -237,65 +231,5 @@ def record(folder: Path | None = None) -> dict:
     """The shipped training record (settings, accuracy curve, timing, versions); ``FileNotFoundError`` names the fix."""
     path = (folder or shipped_folder()) / "record.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: run `python -m mvf.trained_control` to train and write it.")
+        raise FileNotFoundError(f"{path} is missing: run `python -m mvf.commands.train_control` to train and write it.")
     return json.loads(path.read_text())
-
-
-def _calendar_data(tokenizer_) -> tuple[torch.Tensor, torch.Tensor]:
-    from mvf import tasks
-
-    items = [p for name in ("weekdays", "months") for p in tasks.task(name)]
-    ids = [[tokenizer_.bos_token_id, *tokenizer_(p.prompt, add_special_tokens=False)["input_ids"]] for p in items]
-    width = max(map(len, ids))
-    # Left-padded with BOS: the last position is every prompt's last token.
-    ids = [[tokenizer_.bos_token_id] * (width - len(row)) + row for row in ids]
-    answers = [tokenizer_(" " + p.names[p.answer], add_special_tokens=False)["input_ids"][-1] for p in items]
-    return torch.tensor(ids), torch.tensor(answers)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m mvf.trained_control", description=__doc__.split("\n")[0])
-    parser.add_argument("--task", choices=("modular", "calendar"), default="modular",
-                        help="modular addition (the shipped control) or the calendar prompts (the earlier trial)")  # fmt: skip
-    parser.add_argument("--out", type=Path, default=None, help="folder to write (default: the package's data folder)")
-    parser.add_argument("--steps", type=int, default=Training.steps)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(2)
-    settings = Training(steps=args.steps)
-    started = time.perf_counter()
-    if args.task == "modular":
-        tokenizer_ = tokenizer(settings.modulus)
-        ids, answers = _encode(tokenizer_, problems(settings.modulus))
-        trained = torch.from_numpy(split(settings))
-        model, curve = train(settings, ids[trained], answers[trained], (ids[~trained], answers[~trained]), tokenizer_)
-        out = args.out or shipped_folder()
-    else:
-        from mvf import control
-
-        tokenizer_ = control.tokenizer()
-        ids, answers = _calendar_data(tokenizer_)
-        model, curve = train(settings, ids, answers, None, tokenizer_)
-        out = args.out or Path("bench") / "trained-control-calendar"
-    seconds = time.perf_counter() - started
-    provenance = {
-        "command": " ".join(["python -m mvf.trained_control", *(argv if argv is not None else sys.argv[1:])]),
-        "task": args.task, "settings": asdict(settings), "seconds": round(seconds, 1), "curve": curve,
-        "final train accuracy": curve[-1]["train accuracy"], "final held-out accuracy": curve[-1]["held-out accuracy"],
-        "torch": torch.__version__, "machine": platform.machine(), "processor": platform.processor(),
-        "date": time.strftime("%Y-%m-%d"),
-    }  # fmt: skip
-
-    def write(temporary: Path) -> None:
-        if args.task == "modular":
-            model.save_pretrained(temporary)
-            tokenizer_.save_pretrained(temporary)
-            provenance["weights sha256"] = sha256_file(temporary / "model.safetensors")
-        (temporary / "record.json").write_text(json.dumps(provenance, indent=1))
-
-    build_folder_atomically(out, write)
-    print(f"{args.task}: train accuracy {provenance['final train accuracy']:.3f}, held-out "
-          f"{provenance['final held-out accuracy']}, {seconds:.0f} s; written to {out}")  # fmt: skip
-
-
-if __name__ == "__main__":
-    main()

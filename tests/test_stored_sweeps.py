@@ -38,14 +38,14 @@ DAMAGED = ["{not json", '{"settings": {}}', '{"settings": {}, "provenance": {}, 
 def test_a_sweep_stored_before_the_shares_were_measured_is_refused(tmp_path):
     quality, effects = tables()
     stored_sweeps.save("m", "t", SETTINGS, {}, quality, effects.drop(columns="share from before"), folder=tmp_path)
-    with pytest.raises(ValueError, match=r"lacks the columns \['share from before'\].*sweep_interventions.py"):
+    with pytest.raises(ValueError, match=r"lacks the columns \['share from before'\].*mvf.commands.sweep_interventions"):
         stored_sweeps.load("m", "t", folder=tmp_path)
 
 
 @pytest.mark.parametrize("damage", DAMAGED)
 def test_a_damaged_file_says_how_to_regenerate(tmp_path, damage):
     (tmp_path / "m-t.json").write_text(damage)
-    with pytest.raises(ValueError, match="sweep_interventions.py --model m --task t"):
+    with pytest.raises(ValueError, match="mvf.commands.sweep_interventions --model m --task t"):
         stored_sweeps.load("m", "t", folder=tmp_path)
 
 

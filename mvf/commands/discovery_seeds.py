@@ -1,6 +1,6 @@
 """Cluster and rank the SAE's features under several clustering seeds: ``mvf/data/discovery/<model>-seeds.json``.
 
-    python scripts/discovery_seeds.py [--model smollm2-135m] [--seeds 5] [--n-tokens 60000] [--n-clusters 200]
+    python -m mvf.commands.discovery_seeds [--model smollm2-135m] [--seeds 5] [--n-tokens 60000] [--n-clusters 200]
 
 The discovery chapter's pipeline (its corpus sample, spectral clustering of
 the decoder directions, the paper's ranking) with clustering seeds 0, 1, …:
@@ -64,7 +64,7 @@ def main() -> None:
     payload = {
         "settings": {"model": args.model, "sae": chosen.name, "n_tokens": args.n_tokens, "n_clusters": args.n_clusters,
                      "texts": activations.corpus_hash(texts), "decoder": discovery.decoder_fingerprint(decoder)},
-        "provenance": {"command": "python scripts/discovery_seeds.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
+        "provenance": {"command": "python -m mvf.commands.discovery_seeds " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
                        "date": date.today().isoformat(), "hardware": results.hardware(), "versions": results.versions(),
                        "minutes": round((time.monotonic() - started) / 60, 1)},
         "affinity": {"mean": float(affinity.mean()), "sd": float(affinity.std())},

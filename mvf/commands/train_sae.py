@@ -1,6 +1,6 @@
 """Retrain the embedded model's SAE and measure it: writes ``mvf/data/sae-smollm2/``.
 
-    python scripts/train_sae.py [--hook blocks.5.hook_resid_post] [--d-sae 4608] [--k 24] [--epochs 1.0] [--seed 0]
+    python -m mvf.commands.train_sae [--hook blocks.5.hook_resid_post] [--d-sae 4608] [--k 24] [--epochs 1.0] [--seed 0]
 
 The defaults reproduce the shipped SAE (8 × d_model features, at the layer the
 circles chapter finds most circular; the times it took are in its
@@ -102,7 +102,7 @@ def main() -> None:
         "architecture": f"TopK SAE (SAELens {TopKTrainingSAE.__module__.split('.')[0]}), k={args.k}",
         "d_sae": args.d_sae,
         "seed": args.seed,
-        "command": "python scripts/train_sae.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
+        "command": "python -m mvf.commands.train_sae " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
         "corpus": {"sha": activations.corpus_hash(texts), "seq_len": SEQ_LEN, "train_tokens": len(train),
                    "held_out_rows": args.held_out_rows, "held_out_tokens": len(held_out)},
         "stored_dtype": "float16",

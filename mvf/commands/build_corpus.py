@@ -1,8 +1,8 @@
 """Regenerate the offline corpus: ``mvf/data/corpus.jsonl.xz`` and its provenance ``mvf/data/corpus.json``.
 
-    python scripts/build_corpus.py sample --prompts stories --batches 5 --batch-size 32 --max-new-tokens 320
-    python scripts/build_corpus.py sample --prompts calendar --batches 96 --batch-size 128 --max-new-tokens 160
-    python scripts/build_corpus.py assemble
+    python -m mvf.commands.build_corpus sample --prompts stories --batches 5 --batch-size 32 --max-new-tokens 320
+    python -m mvf.commands.build_corpus sample --prompts calendar --batches 96 --batch-size 128 --max-new-tokens 160
+    python -m mvf.commands.build_corpus assemble
 
 ``sample`` draws text from the embedded SmolLM2-135M-Instruct with a fixed
 seed per batch: short stories, letters and schedules that mention dates
@@ -102,7 +102,7 @@ def assemble() -> None:
     for prompt_set, (make_prompts, folder, source) in PROMPT_SETS.items():
         batches = sorted(folder.glob("batch_*.json"))
         if not batches:
-            raise FileNotFoundError(f"{folder} holds no batches: run `python scripts/build_corpus.py sample --prompts {prompt_set}` first.")
+            raise FileNotFoundError(f"{folder} holds no batches: run `python -m mvf.commands.build_corpus sample --prompts {prompt_set}` first.")
         seeds, total, shapes, drawn_on = [], 0, set(), {}
         for path in batches:
             payload = json.loads(path.read_text())
@@ -119,7 +119,7 @@ def assemble() -> None:
         tokens_by_source[source] = total
         sample_sets[source] = {"prompts": f"mvf.corpus.{make_prompts.__name__}()", "seeds": seeds,
                                "batch_size": batch_size, "max_new_tokens": max_new_tokens, "seeds_by_device": drawn_on,
-                               "command": f"python scripts/build_corpus.py sample --prompts {prompt_set} --batches "
+                               "command": f"python -m mvf.commands.build_corpus sample --prompts {prompt_set} --batches "
                                           f"{len(batches)} --batch-size {batch_size} --max-new-tokens {max_new_tokens}"}  # fmt: skip
         if any(not device.startswith("cpu") for device in drawn_on):
             sample_sets[source]["gpu_batches_drawn_by"] = "sh scripts/gpu_sample_calendar.sh: that command with --device cuda --shard i/n"
@@ -127,7 +127,7 @@ def assemble() -> None:
     by_source = {source: corpus.name_counts([d["text"] for d in documents if d["source"] == source]) for source in tokens_by_source}
     sampled = "sampled from SmolLM2-135M-Instruct (Apache-2.0), temperature 0.8, top-p 0.95, torch seed = base seed + batch index"
     provenance = {
-        "built_by": " && ".join([entry["command"] for entry in sample_sets.values()] + ["python scripts/build_corpus.py assemble"]),
+        "built_by": " && ".join([entry["command"] for entry in sample_sets.values()] + ["python -m mvf.commands.build_corpus assemble"]),
         "tokenizer": "SmolLM2-135M-Instruct (embedded GGUF); each document ends with one EOS token",
         "documents": len(documents),
         "tokens": sum(tokens_by_source.values()),

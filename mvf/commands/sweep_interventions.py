@@ -1,6 +1,6 @@
 """Compute and store an intervention sweep at every layer, both positions: ``mvf/data/sweeps/<model>-<task>.json``.
 
-    python scripts/sweep_interventions.py [--model smollm2-135m] [--task weekday-successor] [--k 5]
+    python -m mvf.commands.sweep_interventions [--model smollm2-135m] [--task weekday-successor] [--k 5]
         [--site hook_resid_pre] [--per-problem 2|all] [--seed 0]
 
 The interventions chapter's methods (``interventions.position_sweep``) at
@@ -44,7 +44,7 @@ def main() -> None:
         effects.append(measured[1])
     settings = stored_sweeps.sweep_settings(model, problems, args.site, args.k, args.per_problem, args.seed)
     provenance = {
-        "command": "python scripts/sweep_interventions.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
+        "command": "python -m mvf.commands.sweep_interventions " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
         "date": date.today().isoformat(), "hardware": results.hardware(), "versions": results.versions(), "minutes": round((time.monotonic() - started) / 60, 1),
     }  # fmt: skip
     path = stored_sweeps.save(args.model, args.task, settings, provenance, pd.concat(quality, ignore_index=True),
