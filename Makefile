@@ -15,7 +15,7 @@ TOKENIZERS := mistral-common==1.13.1 llama-models==0.3.0 tiktoken==0.14.0 gpt3-t
 # The rendered-book test opens every page in Debian's Chromium; install it when missing (root, or through sudo).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: book test notebooks outputs bench chromium
+.PHONY: book test notebooks outputs bench chromium mutants
 
 # pip byte-compiles every installed module, one at a time: 2 min 51 s of the install against 1 min 26 s without
 # (warm pip cache, 2 cores). compileall on both cores, skipping transformers' ~3000 model files (the chapters import
@@ -66,3 +66,13 @@ endif
 
 bench: $(STAMP)
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+
+# Mutation testing of the science modules against their fast unit tests ([tool.mutmut] in pyproject.toml); not part of
+# `make test` (it takes longer). Prints the score per module and the surviving mutants; bench/mutants.md keeps the last.
+MUTMUT := mutmut==3.8.1
+mutants: $(STAMP)
+	$(BIN)/python -m pip install -q $(MUTMUT)
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children 2 > /dev/null || true
+	$(BIN)/python scripts/mutant_scores.py
+
