@@ -15,7 +15,7 @@ TOKENIZERS := mistral-common==1.13.1 llama-models==0.3.0 tiktoken==0.14.0 gpt3-t
 # The rendered-book test opens every page in Debian's Chromium; install it when missing (root, or through sudo).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: book test notebooks outputs bench chromium mutants
+.PHONY: book test notebooks outputs tolerances bench chromium mutants
 
 # pip byte-compiles every installed module, one at a time: 2 min 51 s of the install against 1 min 26 s without
 # (warm pip cache, 2 cores). compileall on both cores, skipping transformers' ~3000 model files (the chapters import
@@ -38,17 +38,31 @@ notebooks: $(NOTEBOOKS)
 book/%.ipynb: book/myst/%.md | $(STAMP)
 	$(BIN)/jupytext --quiet --update --to ipynb --output $@ $<
 
-# Each chapter is executed once by mvf.execute (chapters unchanged since the last build are skipped; FORCE=1
+# Each chapter is executed once by mvf.book.execute (chapters unchanged since the last build are skipped; FORCE=1
 # executes them all), then Jupyter Book renders the executed notebooks from its cache without executing them again.
 book: $(STAMP)
-	$(BIN)/python -m mvf.execute $(if $(FORCE),--force)
+	$(BIN)/python -m mvf.book.execute $(if $(FORCE),--force)
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
 	@echo "Book built: $(abspath _build/html/index.html)"
 
-# Executes every chapter and stores the headline cells' outputs in the pages, which `make test` compares against.
+# Executes every chapter and stores its named numbers (mvf.book.numbers) in book/numbers/, which `make test` compares
+# against within their tolerances.
 outputs: $(STAMP)
-	$(BIN)/python -m mvf.execute --force
-	$(BIN)/python -m mvf.regression
+	$(BIN)/python -m mvf.book.execute --force
+	$(BIN)/python -m mvf.book.numbers store
+
+# Measures how far each named number moves on "another machine": every chapter executed twice more, one kernel at a
+# time with both cores as its thread count (the book's executions use one each), the weights perturbed by seeded
+# relative noise of 1e-6 (seeds 1 and 2; `make test` uses seed 3), each on an empty cache and keeping its records
+# apart from results/. Their largest movement sets the tolerances in book/numbers/. About 15 min on 2 cores.
+PERTURBED := _build/perturbed
+tolerances: $(STAMP)
+	for seed in 1 2; do \
+		cache=$$(mktemp -d) && MVF_CACHE=$$cache MVF_RESULTS=$$cache/results $(BIN)/python -m mvf.book.execute \
+			--force --jobs 1 --perturb 1e-6:$$seed --out $(PERTURBED)-$$seed; \
+		status=$$?; rm -rf $$cache; [ $$status = 0 ] || exit 1; \
+	done
+	$(BIN)/python -m mvf.book.numbers calibrate $(PERTURBED)-1 $(PERTURBED)-2
 
 chromium:
 	command -v chromium >/dev/null || $(SUDO) apt-get install -y -q --no-install-recommends chromium \

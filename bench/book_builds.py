@@ -6,7 +6,7 @@ Each run deletes ``_build`` and runs ``make book`` on an empty ``MVF_CACHE``,
 as a new user's first build does. Prints every chapter's execution time per
 run, its median and the ratio of its slowest run to its median (a stalled
 chapter shows up as a ratio far above 1.5), the kernel messages that arrived
-late (more than ``mvf.execute.LATE_S`` after the kernel sent them; the guarded client
+late (more than ``mvf.book.execute.LATE_S`` after the kernel sent them; the guarded client
 bounds such a wait to ``SLICE_S``), and each build's wall time.
 """
 

@@ -3,7 +3,7 @@
     python bench/gpu_smoke.py [--models gpt2-small mistral-7b llama-3-8b gemma-2-2b] [--chapters [circles …]]
                               [--size full|tiny] [--hub DIR] [--sae-width N]
 
-For each model, ``mvf.stand_ins`` writes a random-weight stand-in with the
+For each model, ``mvf.book.stand_ins`` writes a random-weight stand-in with the
 real configuration and tokenizer into a local hub cache (``--hub``; bfloat16,
 about 15 GiB each for the 7–8 B models), and SAEs in their release's layout;
 no download happens (``HF_HUB_OFFLINE=1``). The script then loads each model
@@ -45,7 +45,8 @@ def main() -> None:
     # huggingface_hub reads the cache folder when it is imported, so it is set before mvf is.
     os.environ["HF_HUB_CACHE"] = str(hub)
 
-    from mvf import execute, models, sae, stand_ins
+    from mvf import models, sae
+    from mvf.book import execute, stand_ins
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     args.size = args.size or ("full" if device == "cuda" else "tiny")

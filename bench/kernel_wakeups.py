@@ -1,9 +1,9 @@
-"""Missed kernel wake-ups: plain nbclient against mvf.execute's guarded client, on the same notebook, in the same run.
+"""Missed kernel wake-ups: plain nbclient against mvf.book.execute's guarded client, on the same notebook, in the same run.
 
     python bench/kernel_wakeups.py [--cells 60] [--seconds 2] [--timeout 20]
 
 A notebook of cells that each keep torch busy for ``--seconds`` and print is executed
-by plain ``nbclient`` and by ``mvf.execute.GuardedClient``. For every cell the
+by plain ``nbclient`` and by ``mvf.book.execute.GuardedClient``. For every cell the
 delay between the kernel's reply (its header's timestamp) and the moment the
 client has finished with the cell is measured. A delay near the cell timeout
 (plain) means the client's poll missed the reply and slept until the timeout,
@@ -20,7 +20,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from mvf.execute import GuardedClient
+from mvf.book.execute import GuardedClient
 
 CELL = """import time, torch
 x, end = torch.randn(256, 256), time.monotonic() + {seconds}

@@ -173,8 +173,10 @@ def weights_fingerprint(model: torch.nn.Module) -> str:
 
     Cheap even for a 7B model on a GPU, and it changes when the weights do, so a
     cache keyed by it cannot serve activations of another checkpoint loaded
-    under the same profile name.
+    under the same profile name. A model perturbed by :mod:`mvf.book.perturbation` keeps its unperturbed fingerprint.
     """
+    if (kept := getattr(model, "mvf_fingerprint", None)) is not None:
+        return kept
     digest = hashlib.sha256()
     for name, parameter in model.named_parameters():
         flat = parameter.detach().reshape(-1)

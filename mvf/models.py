@@ -19,6 +19,7 @@ from filelock import FileLock
 from transformer_lens.model_bridge import TransformerBridge
 
 from mvf import control, trained_control
+from mvf.book import perturbation
 from mvf.cache import CACHE_DIR, build_folder_atomically, sha256_file
 from mvf.progress import library_bars_off
 
@@ -384,4 +385,5 @@ def load_model(
         model.enable_compatibility_mode(disable_warnings=True)
     model.cfg.default_prepend_bos = p.bos
     model.eval()
+    perturbation.apply_if_asked(model)
     return model

@@ -7,6 +7,9 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 import pytest  # noqa: E402
 
+# The chapters execute as on another machine: weights perturbed with a seed that `make tolerances` does not use.
+PERTURBATION = "1e-6:3"
+
 
 @pytest.fixture(scope="session")
 def model():
@@ -22,7 +25,8 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def executed_chapters():
-    """Every chapter executed once, on the session's ``MVF_CACHE`` (``make test`` empties it first, as a new user has it).
+    """Every chapter executed once, on the session's ``MVF_CACHE`` (``make test`` empties it first, as a new user has it),
+    under :data:`PERTURBATION` (:mod:`mvf.book.perturbation`).
 
     The executed notebooks land in ``_build/executed/`` and in Jupyter Book's
     cache, so the rendered-book test renders them without executing again.
@@ -30,10 +34,10 @@ def executed_chapters():
     with ``MVF_REUSE_EXECUTED=1`` (``make test WARM=1``) chapters that Jupyter
     Book's cache already holds are not executed again.
     """
-    from mvf import execute
+    from mvf.book import execute, perturbation
     from mvf.cache import CACHE_DIR
 
     cold = not CACHE_DIR.exists() or not any(CACHE_DIR.iterdir())
-    env = {"MVF_CACHE": str(CACHE_DIR)}
+    env = {"MVF_CACHE": str(CACHE_DIR), perturbation.ENV: PERTURBATION}
     timings = execute.execute_book(force=not os.environ.get("MVF_REUSE_EXECUTED"), env=env)
-    return {"timings": timings, "cache": CACHE_DIR, "cold": cold}
+    return {"timings": timings, "cache": CACHE_DIR, "cold": cold, "env": env}

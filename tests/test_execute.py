@@ -8,7 +8,7 @@ from queue import Empty
 import nbformat
 import pytest
 
-from mvf import execute
+from mvf.book import execute
 
 
 class _LateChannel:
@@ -97,3 +97,17 @@ def test_variants_get_their_own_parameters_an_empty_namespace_and_their_own_erro
     assert outcomes[1]["error"].startswith("AssertionError") and "assert X != 2" in outcomes[1]["error"]
     printed = [cell.outputs[0].text for cell in outcomes[2]["notebook"].cells if cell.get("outputs")]
     assert printed == ["30\n"] and outcomes[2]["timing"]["seconds"] >= 0
+
+
+def test_an_execution_under_another_perturbation_is_not_reused(tmp_path, monkeypatch):
+    """`make test` executes perturbed; a `make book` after it must execute again, not render the perturbed run."""
+    monkeypatch.setattr(execute, "is_primed", lambda page: True)
+    done = tmp_path / "page.ipynb"
+    assert not execute.reusable(tmp_path / "source.ipynb", done, "")  # never executed
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["mvf"] = {"perturbed": "1e-6:3"}
+    nbformat.write(nb, done)
+    assert execute.reusable(tmp_path / "source.ipynb", done, "1e-6:3")
+    assert not execute.reusable(tmp_path / "source.ipynb", done, "")
+    monkeypatch.setattr(execute, "is_primed", lambda page: False)  # its code changed since
+    assert not execute.reusable(tmp_path / "source.ipynb", done, "1e-6:3")

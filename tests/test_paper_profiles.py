@@ -1,7 +1,7 @@
 """Every model chapter under every paper profile, offline: random-weight stand-ins served from a local hub cache;
 and the positive control through the chapters that patch, move and decompose, where the answer is known.
 
-The stand-ins (``mvf.stand_ins``) have each profile's architecture and real
+The stand-ins (``mvf.book.stand_ins``) have each profile's architecture and real
 tokenizer (13 layers at most, d_model 64), and the SAEs their release's file layout;
 the chapters load them through ``models.load_model(MODEL)`` and
 ``sae.load_sae`` exactly as on Colab. Their outputs are noise, so this checks
@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from mvf import execute, stand_ins
+from mvf.book import execute, stand_ins
 
 PROFILES = ("gpt2-small", "mistral-7b", "llama-3-8b", "gemma-2-2b")
 QUICK = {

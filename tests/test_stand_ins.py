@@ -2,7 +2,8 @@
 
 import pytest
 
-from mvf import models, paper_tokenizers, sae, stand_ins
+from mvf import models, sae
+from mvf.book import paper_tokenizers, stand_ins
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
-"""mvf.stored_sweeps: a stored sweep round-trips, damage is reported, and disagreement with a live run is measured."""
+"""mvf.book.stored_sweeps: a stored sweep round-trips, damage is reported, and disagreement with a live run is measured."""
 
 import pandas as pd
 import pytest
 
-from mvf import stored_sweeps
+from mvf.book import stored_sweeps
 
 SETTINGS = {"site": "hook_resid_pre", "k": 5, "per_problem": 2, "seed": 0, "weights": "abc"}
 

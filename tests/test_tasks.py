@@ -63,7 +63,7 @@ def test_the_chat_template_wraps_the_prompt_and_the_answer_follows_the_assistant
 
 
 def test_a_base_model_has_no_chat_template():
-    from mvf import paper_tokenizers
+    from mvf.book import paper_tokenizers
 
     with pytest.raises(ValueError, match="no chat template"):
         tasks.in_chat_template(paper_tokenizers.gpt2(), tasks.weekdays())

@@ -2,7 +2,8 @@
 
 import pytest
 
-from mvf import paper_tokenizers, tasks, tokens
+from mvf import tasks, tokens
+from mvf.book import paper_tokenizers
 
 
 @pytest.fixture(scope="module", params=["mistral (tokenizer.model)", "mistral (hub Metaspace normaliser)", "llama 3"])

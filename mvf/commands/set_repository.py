@@ -2,7 +2,7 @@
 
     python -m mvf.commands.set_repository https://github.com/<owner>/<name>
 
-The repository is named in ``mvf/colab.py`` (``REPOSITORY``, which the
+The repository is named in ``mvf/book/colab.py`` (``REPOSITORY``, which the
 setup cell installs from), in ``_config.yml`` (``repository.url``, from which
 Jupyter Book makes the Colab launch buttons and the repository button) and in
 every chapter's setup cell (text, since a chapter cannot import mvf before
@@ -15,7 +15,7 @@ import argparse
 import re
 from pathlib import Path
 
-from mvf import colab
+from mvf.book import colab
 
 ROOT = Path(__file__).resolve().parents[2]
 GITHUB = re.compile(r"https://github\.com/[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+")
@@ -23,7 +23,7 @@ GITHUB = re.compile(r"https://github\.com/[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-
 
 def places(root: Path) -> list[Path]:
     """The files that name the repository: the setup cell's module, the book's configuration, every page source."""
-    return [root / "mvf" / "colab.py", root / "_config.yml", *sorted((root / "book").glob("**/*.md"))]
+    return [root / "mvf" / "book" / "colab.py", root / "_config.yml", *sorted((root / "book").glob("**/*.md"))]
 
 
 def set_repository(url: str, root: Path = ROOT, current: str = colab.REPOSITORY) -> list[Path]:

@@ -19,7 +19,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pandas as pd  # noqa: E402
 
-from mvf import activations, interventions, models, results, stored_sweeps, tasks  # noqa: E402
+from mvf import activations, interventions, models, results, tasks  # noqa: E402
+from mvf.book import stored_sweeps  # noqa: E402
 
 
 def main() -> None:

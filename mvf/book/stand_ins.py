@@ -1,7 +1,7 @@
 """Random-weight stand-ins of the paper's models and SAEs, served from a local Hugging Face hub cache.
 
 A stand-in has the profile's architecture and tokenizer
-(``mvf.paper_tokenizers``) and sits in a hub cache folder exactly where a
+(``mvf.book.paper_tokenizers``) and sits in a hub cache folder exactly where a
 download would put it, so ``models.load_model(name)`` and ``sae.load_sae``
 run their real code paths with ``HF_HUB_CACHE`` pointing there and
 ``HF_HUB_OFFLINE=1``, on a machine that has neither the weights nor a network.
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mvf import paper_tokenizers
+from mvf.book import paper_tokenizers
 from mvf.cache import build_folder_atomically
 from mvf.models import profile
 from mvf.progress import library_bars_off

@@ -22,7 +22,7 @@ import pandas as pd
 from mvf.activations import corpus_hash, weights_fingerprint
 from mvf.cache import write_atomically
 
-SWEEPS = Path(__file__).parent / "data" / "sweeps"
+SWEEPS = Path(__file__).resolve().parents[1] / "data" / "sweeps"
 EFFECT_KEYS = ("hook", "layer", "method", "position")  # what identifies a row of ``interventions.sweep``'s table
 QUALITY_KEYS = ("layer", "position")  # and of ``probes.quality_by_layer``'s
 # What the chapters read of a stored sweep's effects: a file without them was made by an older sweep.

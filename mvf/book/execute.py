@@ -36,9 +36,10 @@ from typing import Any
 import nbformat
 from nbclient import NotebookClient
 
+from mvf.book import perturbation
 from mvf.cache import write_atomically
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXECUTED = ROOT / "_build" / "executed"
 JUPYTER_CACHE = ROOT / "_build" / ".jupyter_cache"
 # Shorter than nbclient's iopub_timeout (4 s), its wait for a cell's last outputs after the reply.
@@ -183,6 +184,13 @@ def threads_env(jobs: int = JOBS) -> dict[str, str]:
     return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
 
 
+def reusable(page: Path, done: Path, perturbed: str) -> bool:
+    """Whether ``done``, an earlier execution of ``page``, stands for one now: Jupyter Book's cache holds ``page``'s
+    current code and ``done`` ran under the same ``MVF_PERTURB`` (``""``: none)."""
+    return (is_primed(page) and done.exists()
+            and nbformat.read(done, as_version=4).metadata.get("mvf", {}).get("perturbed", "") == perturbed)
+
+
 def execute_book(
     pages: list[Path] | None = None,
     force: bool = False,
@@ -192,30 +200,37 @@ def execute_book(
 ) -> dict[str, dict]:
     """Execute every chapter once (skipping those Jupyter Book's cache already holds, unless ``force``).
 
+    An execution under another ``MVF_PERTURB`` (:mod:`mvf.book.perturbation`; in ``env`` or this process's
+    environment) than the one asked for now is not reused, so the book never renders a perturbed run by mistake.
+
     ``jobs`` kernels run at a time, each with an equal share of the CPU cores
     as its thread count (``OMP_NUM_THREADS``), so they do not oversubscribe the
     machine. The results page (the table of contents' last, which reads what
     the others recorded) runs after them, and whenever any of them ran. A
     failing chapter raises once the chapter running beside it has finished. Writes ``out/<chapter>.ipynb`` atomically,
     primes the Jupyter Book cache, and records each chapter's seconds and
-    late kernel messages in ``out/timings.json``. Returns those timings.
+    late kernel messages in ``out/timings.json``. Returns those timings. Only
+    executions into :data:`EXECUTED` prime the cache (they are what the book renders).
     """
     out.mkdir(parents=True, exist_ok=True)
+    kernel_env = threads_env(jobs) | (env or {})
+    perturbed = kernel_env.get(perturbation.ENV, os.environ.get(perturbation.ENV, ""))
     timings_path = out / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
     book = chapters()
     pages = pages or book
     results_page = book[-1]
-    todo = [page for page in pages if force or not (is_primed(page) and (out / page.name).exists())]
+    todo = [page for page in pages if force or not reusable(page, out / page.name, perturbed)]
     if todo and results_page in pages and results_page not in todo:
         todo.append(results_page)
     for page in sorted(set(pages) - set(todo)):
         print(f"{page.stem}: unchanged since its last execution", flush=True)
-    kernel_env = threads_env(jobs) | (env or {})
 
     def finished(page: Path, executed: nbformat.NotebookNode, timing: dict) -> None:
+        executed.metadata["mvf"] = {"perturbed": perturbed}
         write_atomically(out / page.name, lambda stream: stream.write(nbformat.writes(executed).encode()))
-        prime_jupyter_book(page, executed)
+        if out == EXECUTED:
+            prime_jupyter_book(page, executed)
         timings[page.stem] = timing
         print(f"{page.stem}: {timing['seconds']} s, late kernel messages: {timing['late_on'] or 'none'}", flush=True)
         write_atomically(timings_path, lambda stream: stream.write(json.dumps(timings, indent=1).encode()))
@@ -302,9 +317,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pages", nargs="*", type=Path, help="chapters to execute (default: every chapter in _toc.yml)")
     parser.add_argument("--force", action="store_true", help="execute even when Jupyter Book's cache is current")
-    parser.add_argument("--jobs", type=int, default=JOBS, help=f"chapters executed at once (default {JOBS})")
+    parser.add_argument("--jobs", type=int, default=JOBS, help=f"chapters executed at once (default {JOBS}), each "
+                        "with the cores divided among them as its thread count")
+    parser.add_argument("--perturb", metavar="SIZE:SEED", help="execute under seeded relative noise on the models' "
+                        "weights (mvf.book.perturbation), e.g. 1e-6:1")
+    parser.add_argument("--out", type=Path, default=EXECUTED, help="where the executed chapters go (default "
+                        "_build/executed, which the book renders)")
     args = parser.parse_args()
-    execute_book([page.resolve() for page in args.pages] or None, force=args.force, jobs=args.jobs)
+    env = {}
+    if args.perturb:
+        perturbation.setting(args.perturb)
+        env[perturbation.ENV] = args.perturb
+    execute_book([page.resolve() for page in args.pages] or None, force=args.force, env=env, out=args.out.resolve(),
+                 jobs=args.jobs)
 
 
 if __name__ == "__main__":
