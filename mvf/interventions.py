@@ -123,6 +123,17 @@ def random_basis(k: int, d: int, seed: int = 0) -> np.ndarray:
     return np.linalg.qr(np.random.default_rng(seed).normal(size=(d, k)))[0].T
 
 
+def random_plane_of(probe: CircleProbe, seed: int = 0) -> np.ndarray:
+    """Orthonormal basis ``(2, d)`` of a random plane of the space the probe's activations determine.
+
+    Random directions of the whole space, projected onto that space: the
+    plane does not depend on which basis of it PCA returned, which rounding
+    decides where eigenvalues tie (the two coordinates of an exact circle).
+    """
+    space = probe.components[: probe.determined]
+    return np.linalg.qr((random_basis(2, probe.components.shape[1], seed) @ space.T @ space).T)[0].T
+
+
 def shuffled_order(period: int, seed: int = 0) -> np.ndarray:
     """A seeded relabelling ``(period,)`` of the p values that is not a rotation or reflection of the calendar order.
 
@@ -158,7 +169,7 @@ def methods(
     mean = clean.mean(axis=0)
     k, d = probe.components.shape
     plane, randoms = circle_plane(probe), random_basis(k, d, seed)
-    random_plane = random_basis(2, k, seed) @ probe.components  # orthonormal: the components are
+    random_plane = random_plane_of(probe, seed)
 
     def everywhere(rows: np.ndarray) -> np.ndarray:
         return np.broadcast_to(mean, (len(rows), d))

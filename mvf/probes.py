@@ -9,16 +9,26 @@ import pandas as pd
 from sklearn.model_selection import KFold
 
 DEFAULT_K = 5  # the paper's PCA dimension
+# Directions whose singular value is below this fraction of the largest carry only rounding (activations are float32,
+# relative precision 6e-8): PCA's choice of them is arbitrary, and a least-squares fit onto them amplifies noise.
+SPANNED_RTOL = 1e-4
+# Two singular values closer than this (relative) tie: which of their directions PCA keeps is rounding's choice.
+TIE_RTOL = 1e-4
 
 
 @dataclass(frozen=True)
 class CircleProbe:
-    """A fitted probe. ``mean`` ``(d,)``, ``components`` ``(k, d)`` (orthonormal rows), ``weights`` ``(k + 1, 2)``."""
+    """A fitted probe. ``mean`` ``(d,)``, ``components`` ``(k, d)`` (orthonormal rows), ``weights`` ``(k + 1, 2)``.
+
+    ``determined``: how many leading components the activations determine (the rest get zero weight): components
+    they span, not tied with the first one left out (see :func:`determined_components`).
+    """
 
     mean: np.ndarray
     components: np.ndarray
     weights: np.ndarray
     period: int
+    determined: int
 
     def circle_point(self, activations: np.ndarray) -> np.ndarray:
         """Predicted (cos, sin) points: ``(n, d)`` → ``(n, 2)``."""
@@ -47,15 +57,36 @@ def _check(activations: np.ndarray, values: np.ndarray, k: int) -> None:
                          f"dimensions, k can be at most {min(activations.shape) - 1}.")  # fmt: skip
 
 
+def determined_components(singular: np.ndarray, k: int) -> int:
+    """How many of the top ``k`` principal directions the data determine, from their singular values ``(m,)``.
+
+    A direction whose singular value is below ``SPANNED_RTOL`` of the largest
+    is not spanned (rounding's); where the k-th value ties with the (k+1)-th
+    (within ``TIE_RTOL``), the split between them is rounding's too, and both
+    are left out. Data in general position determine all k; a constructed
+    model's exact circle (rank 2, two equal values) determines fewer.
+    """
+    used = min(k, int((singular > SPANNED_RTOL * singular[0]).sum())) if len(singular) and singular[0] > 0 else 0
+    while 0 < used < len(singular) and singular[used - 1] - singular[used] <= TIE_RTOL * singular[used - 1]:
+        used -= 1
+    return used
+
+
 def fit_circle_probe(activations: np.ndarray, values: np.ndarray, period: int, k: int = DEFAULT_K) -> CircleProbe:
-    """Fit PCA-k of ``(n, d)`` activations, then least squares onto the circle points of ``values``."""
+    """Fit PCA-k of ``(n, d)`` activations, then least squares onto the circle points of ``values``.
+
+    Only the components the activations determine (:func:`determined_components`) enter the fit; the others
+    (none, on activations in general position) get zero weight.
+    """
     _check(activations, values, k)
     mean = activations.mean(axis=0)
-    _, _, vt = np.linalg.svd(activations - mean, full_matrices=False)
-    reduced = (activations - mean) @ vt[:k].T
-    design = np.column_stack([reduced, np.ones(len(reduced))])
-    weights = np.linalg.lstsq(design, circle_targets(values, period), rcond=None)[0]
-    return CircleProbe(mean, vt[:k], weights, period)
+    _, singular, vt = np.linalg.svd(activations - mean, full_matrices=False)
+    used = determined_components(singular, k)
+    design = np.column_stack([(activations - mean) @ vt[:used].T, np.ones(len(activations))])
+    fitted = np.linalg.lstsq(design, circle_targets(values, period), rcond=None)[0]
+    weights = np.zeros((k + 1, 2))
+    weights[:used], weights[-1] = fitted[:-1], fitted[-1]
+    return CircleProbe(mean, vt[:k], weights, period, used)
 
 
 def angular_error(predicted: np.ndarray, values: np.ndarray, period: int) -> np.ndarray:
@@ -78,7 +109,7 @@ def cross_validate(activations: np.ndarray, values: np.ndarray, period: int, k: 
         probe = fit_circle_probe(activations[train], values[train], period, k)
         predicted_points[test] = probe.circle_point(activations[test])
         predicted_angle[test] = probe.angle(activations[test])
-        reduced = (activations - probe.mean) @ probe.components.T
+        reduced = (activations - probe.mean) @ probe.components[: probe.determined].T
         design = np.column_stack([reduced, np.ones(len(reduced))])
         coefficients = np.linalg.lstsq(design[train], values[train], rcond=None)[0]
         predicted_value[test] = design[test] @ coefficients

@@ -70,7 +70,8 @@ def _shuffled_probe(fit):
 def _wrong_plane(fit):
     def fitted(acts, values, period, k=5):
         probe = fit(acts, values, period, k)
-        return probes.CircleProbe(probe.mean, interventions.random_basis(k, acts.shape[1], seed=3), probe.weights, period)
+        return probes.CircleProbe(probe.mean, interventions.random_basis(k, acts.shape[1], seed=3), probe.weights, period,
+                                  probe.determined)
 
     return fitted
 

@@ -225,3 +225,17 @@ def test_layer_out_of_range(model, setup):
     problems, positions, clean, _ = setup
     with pytest.raises(ValueError, match="out of range"):
         interventions.patched_logits(model, [problems[0].prompt], "blocks.31.hook_resid_post", positions[:1], clean[:1])
+
+
+def test_the_random_plane_null_does_not_depend_on_how_pca_picked_its_basis():
+    """Where eigenvalues tie (an exact circle's two coordinates), PCA's basis is any rotation of the tied directions;
+    the null's plane, drawn by projection onto their span, is the same for every rotation."""
+    components = np.linalg.qr(np.random.default_rng(0).normal(size=(12, 3)))[0].T
+    turn = np.array([[np.cos(0.7), -np.sin(0.7), 0], [np.sin(0.7), np.cos(0.7), 0], [0, 0, 1]])
+    planes = []
+    for basis in (components, turn @ components):
+        probe = probes.CircleProbe(np.zeros(12), basis, np.zeros((4, 2)), 7, determined=3)
+        plane = interventions.random_plane_of(probe, seed=0)
+        planes.append(plane.T @ plane)  # the projector onto the plane: the plane, whatever its basis
+    assert np.allclose(planes[0], planes[1], atol=1e-12)
+    assert np.allclose(planes[0] @ components.T @ components, planes[0], atol=1e-12)  # inside the probe's space

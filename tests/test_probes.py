@@ -67,3 +67,34 @@ def test_quality_by_layer_is_cross_validation_beside_its_shuffled_baseline():
     assert table.loc[0, "shuffled R2 (max)"] == shuffled.max() and table.loc[0, "shuffled R2 (mean)"] == shuffled.mean()
     np.testing.assert_allclose(table["margin"], table["circle R2"] - table["shuffled R2 (max)"])
     assert table.loc[0, "margin"] > 0.3 > table.loc[1, "margin"]
+
+
+def _exact_circle(noise: float, seed: int) -> np.ndarray:
+    """12 points on an exact circle (rank 2, two equal singular values) in 16 dimensions, plus relative noise."""
+    angles = 2 * np.pi * np.arange(12) / 12
+    basis = np.linalg.qr(np.random.default_rng(0).normal(size=(16, 2)))[0].T
+    points = 3.0 + np.column_stack([np.cos(angles), np.sin(angles)]) @ basis
+    return points * (1 + noise * np.random.default_rng(seed).normal(size=points.shape))
+
+
+@pytest.mark.parametrize("singular, k, determined", [
+    ([5.0, 4.0, 3.0, 2.0, 1.0, 0.5], 5, 5),     # general position: all k
+    ([1.0, 1.0, 1e-9, 1e-9, 1e-9, 0.0], 5, 2),  # an exact circle: rank 2
+    ([1.0, 0.9, 0.5, 0.3, 0.25, 0.25], 5, 4),  # the 5th ties with the 6th: their split is rounding's
+    ([1.0, 0.5, 0.5, 0.5, 0.2], 2, 1),         # a tie across the cut, however wide
+    ([0.0, 0.0, 0.0], 2, 0),                   # no variance at all
+])
+def test_determined_components(singular, k, determined):
+    assert probes.determined_components(np.array(singular), k) == determined
+
+
+def test_a_probe_of_an_exact_circle_does_not_fit_rounding():
+    """Rounding-level noise picks PCA's directions beyond the circle's two; a fit onto them would read noise, and two
+    machines' rounding would give two different probes (the constructed control's layer-1 and layer-2 patches)."""
+    values = np.arange(12)
+    fitted = [probes.fit_circle_probe(_exact_circle(1e-7, seed), values, 12, k=5) for seed in (1, 2)]
+    assert [probe.determined for probe in fitted] == [2, 2]
+    test_points = _exact_circle(0.0, 0) + np.random.default_rng(3).normal(scale=0.1, size=(12, 16))
+    first, second = (probe.circle_point(test_points) for probe in fitted)
+    assert np.abs(first - second).max() < 1e-4
+    assert np.allclose(fitted[0].circle_point(_exact_circle(0.0, 0)), probes.circle_targets(values, 12), atol=1e-4)
