@@ -163,7 +163,9 @@ def methods(
     keeps them and sets everything else to the mean. The nulls: the circle
     patch through ``null_probe``, fitted to the values relabelled by
     ``null_order`` (``shuffled_order``), aimed at the relabelled new value; and
-    the mean with a random plane of the probe's PCA space set to the donor's.
+    the mean with a random plane of the probe's PCA space set to the donor's,
+    left out where the activations determine only two dimensions (an exact
+    circle: its plane is the only one there, so the null would be the circle).
     """
     period = probe.period
     mean = clean.mean(axis=0)
@@ -184,8 +186,9 @@ def methods(
         "circle only": lambda i, y: subspace_patch(plane, everywhere(i), clean[i]),
         "in-plane circle move (ours)": lambda i, y: circle_patch(probe, clean[i], circle_targets(y, period)),
         f"random {k}-d patch (ours)": lambda i, y: subspace_patch(randoms, clean[i], clean[donors]),
-        NULLS[1]: lambda i, y: subspace_patch(random_plane, everywhere(i), clean[donors]),
     }  # fmt: skip
+    if probe.determined > 2:  # in a space of two dimensions the only plane is the circle's own: no null
+        chosen[NULLS[1]] = lambda i, y: subspace_patch(random_plane, everywhere(i), clean[donors])
     if null_probe is not None:
         chosen[NULLS[0]] = lambda i, y: circle_patch(null_probe, everywhere(i), circle_targets(null_order[y], period))
     return chosen

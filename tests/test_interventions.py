@@ -239,3 +239,15 @@ def test_the_random_plane_null_does_not_depend_on_how_pca_picked_its_basis():
         planes.append(plane.T @ plane)  # the projector onto the plane: the plane, whatever its basis
     assert np.allclose(planes[0], planes[1], atol=1e-12)
     assert np.allclose(planes[0] @ components.T @ components, planes[0], atol=1e-12)  # inside the probe's space
+
+
+def test_no_random_plane_null_where_the_activations_span_only_the_circle():
+    """An exact circle spans two dimensions: a random plane of them is the circle's own plane, not a null."""
+    angles = 2 * np.pi * np.arange(7) / 7
+    basis = np.linalg.qr(np.random.default_rng(0).normal(size=(12, 2)))[0].T
+    exact = np.column_stack([np.cos(angles), np.sin(angles)]) @ basis
+    noisy = exact + np.random.default_rng(1).normal(scale=0.1, size=exact.shape)
+    for clean, null_there in ((exact, False), (noisy, True)):
+        probe = probes.fit_circle_probe(clean, np.arange(7), 7, k=5)
+        chosen = interventions.methods(probe, clean, np.arange(7))
+        assert (interventions.NULLS[1] in chosen) is null_there
