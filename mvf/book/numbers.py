@@ -25,13 +25,15 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
-import nbformat
 import numpy as np
 import pandas as pd
 
 from mvf.cache import write_atomically
+
+if TYPE_CHECKING:
+    import nbformat
 
 ROOT = Path(__file__).resolve().parents[2]
 STORED = ROOT / "book" / "numbers"
@@ -217,6 +219,8 @@ def calibrate(chapter: str, runs: list[Mapping[str, Named]], folder: Path = STOR
 
 
 def read_page(path: Path) -> dict[str, Named]:
+    import nbformat
+
     if not path.exists():
         raise SystemExit(f"{path} is missing: execute the chapters first (`make outputs`, `make tolerances`).")
     return read(nbformat.read(path, as_version=4))
