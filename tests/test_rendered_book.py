@@ -106,12 +106,16 @@ def test_page_renders_for_a_reader(site, browser, name):
     assert not errors, f"{name}: JavaScript errors: {errors}"
     # Every line of code and of printed output is on the page: none runs past its box's right edge.
     cut = page.evaluate(
-        "() => [...document.querySelectorAll('div.cell_input pre, div.cell_output pre')]"
+        "() => [...document.querySelectorAll('.bd-article pre')]"
         ".filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.innerText.split('\\n')[0].slice(0, 60))"
     )
     assert not cut, f"{name}: {len(cut)} code or output boxes cut off at the right, starting {cut[:3]}"
     # The glued numbers are pasted: a key myst-nb could not find would leave its role's text.
     assert "{glue:" not in prose, f"{name}: a glued number was not pasted"
+    if name == "book/intro":  # the first page sets the paper's findings beside the book's, pasted from the chapters
+        findings = page.locator("table", has_text="The paper’s claim")
+        assert findings.count() == 1 and findings.locator("tbody tr").count() >= 5, "the first page's findings table"
+        assert findings.locator("span.pasted-text").count() >= 20, "the findings table's numbers are not pasted"
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / f"{Path(name).name}.png", full_page=True)
