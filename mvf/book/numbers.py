@@ -44,6 +44,9 @@ SAFETY = 4.0
 ACCURACY_UNITS = 2
 
 Value = float | int | str | None
+# The columns of a judged layer's effects (``interventions.summarize``) that the chapters state, per method.
+HEADLINE_EFFECTS = ["logit diff", "share from before", "share from before low", "share from before high",
+                    "share from mean ablation", "accuracy"]
 
 
 @dataclass(frozen=True)
