@@ -83,10 +83,12 @@ bench: $(STAMP)
 
 # Mutation testing of the science modules against their fast unit tests ([tool.mutmut] in pyproject.toml); not part of
 # `make test` (it takes longer). Prints the score per module and the surviving mutants; bench/mutants.md keeps the last.
+# The embedded model loads once in mutmut's main process and its forked workers inherit it (tests/conftest.py); torch
+# on one thread per worker, because OpenMP's thread pool does not survive a fork (a forked forward pass hangs).
 MUTMUT := mutmut==3.8.1
 mutants: $(STAMP)
 	$(BIN)/python -m pip install -q $(MUTMUT)
 	rm -rf mutants
-	$(BIN)/mutmut run --max-children 2 > /dev/null || true
+	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/mutmut run --max-children 2 > _build/mutmut.log 2>&1 || true
 	$(BIN)/python scripts/mutant_scores.py
 

@@ -1,7 +1,7 @@
 """Collect residual-stream activations: at chosen words of prompts, or at every token of a corpus.
 
 Both stream to ``.npy`` shards in a cache folder keyed by the model's weights
-(a fingerprint), the hooks, the corpus or prompt-set hash and the settings:
+(a fingerprint), the hooks, the exact token ids fed to the model and the settings:
 one shard per block of corpus rows, or per batch of prompts. Each shard is
 written atomically (temporary file, then ``os.replace``) and listed in a
 manifest with its shape and SHA-256; on read every shard is re-validated, and
@@ -92,8 +92,8 @@ def collect_at_positions(
     order = np.argsort(lengths, kind="stable")
     cache = None
     if cache_dir is not None:
-        settings = {"weights": weights_fingerprint(model), "hooks": hooks, "prompts": corpus_hash(prompts),
-                    "bos": tokens_.prepends_bos(model), "positions": positions, "batch_size": batch_size, "dtype": "float32"}  # fmt: skip
+        settings = {"weights": weights_fingerprint(model), "hooks": hooks, "tokens": ids_hash(tokens, lengths),
+                    "positions": positions, "batch_size": batch_size, "dtype": "float32"}  # fmt: skip
         cache = ShardCache(Path(cache_dir) / f"prompts-{settings_key(settings)}", settings)
     shards = []
     for index, start in enumerate(tqdm(range(0, len(prompts), batch_size), desc="prompts", leave=False)):
@@ -191,6 +191,19 @@ def settings_key(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def ids_hash(ids: torch.Tensor, lengths: Sequence[int] | None = None) -> str:
+    """SHA-256 (hex, 16 characters) of token ids ``(n, seq_len)``, row ``i`` cut to ``lengths[i]`` (padding is not input).
+
+    The model's exact input: a cache keyed by it cannot serve the activations
+    of the same text tokenised otherwise (another tokenizer, BOS or not).
+    """
+    rows = ids.cpu().numpy().astype(np.int64)
+    digest = hashlib.sha256()
+    for row, length in zip(rows, lengths if lengths is not None else [rows.shape[1]] * len(rows)):
+        digest.update(np.int64(length).tobytes() + row[:length].tobytes())
+    return digest.hexdigest()[:16]
+
+
 def corpus_hash(texts: Sequence[str]) -> str:
     """SHA-256 (hex, 16 characters) of a corpus or prompt set, independent of how it is held in memory."""
     digest = hashlib.sha256()
@@ -273,8 +286,8 @@ def collect_corpus(
         raise ValueError("the corpus is empty; pass at least one text.")
     layer = check_hook(model, hook)
     tokens = tokenize_corpus(model.tokenizer, texts, seq_len, tokens_.prepends_bos(model))
-    settings = {"model": model_name, "bos": tokens_.prepends_bos(model), "weights": weights_fingerprint(model), "hook": hook, "corpus": corpus_hash(texts),
-                "seq_len": seq_len, "dtype": "float16"}  # fmt: skip
+    settings = {"model": model_name, "weights": weights_fingerprint(model), "hook": hook, "tokens": ids_hash(tokens),
+                "seq_len": seq_len, "batch_size": batch_size, "dtype": "float16"}  # fmt: skip
     cache = ShardCache(Path(cache_dir) / f"{model_name}-{hook}-{settings_key(settings)}", settings)
     shards = []
     for index, start in enumerate(tqdm(range(0, len(tokens), rows_per_shard), desc=f"{hook} shards")):

@@ -1,5 +1,6 @@
 """Shared fixtures: the embedded model (loaded once, hub switched off) and the book's chapters, executed once."""
 
+import functools
 import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -11,11 +12,17 @@ import pytest  # noqa: E402
 PERTURBATION = "1e-6:3"
 
 
-@pytest.fixture(scope="session")
-def model():
+@functools.cache
+def _embedded_model():
+    """Loaded once per process, not per pytest session: mutmut's forked workers run pytest again and inherit it."""
     from mvf import models
 
     return models.load_model("smollm2-135m", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def model():
+    return _embedded_model()
 
 
 def pytest_collection_modifyitems(items):

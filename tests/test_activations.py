@@ -191,3 +191,56 @@ def test_a_prompt_cache_hit_needs_the_same_weights_hook_positions_and_words(mode
     finally:
         with torch.no_grad():
             first.view(-1)[0] -= 1.0
+
+
+def test_a_prompt_cache_hit_needs_the_exact_token_ids(model, tmp_path, monkeypatch):
+    """The same text, hook, positions and weights, but other token ids (as another tokenizer would give): recomputed."""
+    prompts = ["It rained on Monday.", "See you on Friday then."]
+    positions = [tokens.word_position(model.tokenizer, p, w, False) for p, w in zip(prompts, ["Monday", "Friday"])]
+    first = activations.collect_at_positions(model, prompts, positions, [HOOK], cache_dir=tmp_path)[HOOK]
+    real = activations.pad_prompts
+
+    def other_ids(model_, prompts_):
+        ids, lengths = real(model_, prompts_)
+        return ids.roll(1, dims=1), lengths
+
+    monkeypatch.setattr(activations, "pad_prompts", other_ids)
+    second = activations.collect_at_positions(model, prompts, positions, [HOOK], cache_dir=tmp_path)[HOOK]
+    assert not torch.equal(first, second), "the activations of other token ids were served from the cache"
+    assert len(list(tmp_path.glob("prompts-*"))) == 2
+
+
+def test_the_padding_is_not_part_of_the_prompt_key():
+    ids = torch.tensor([[5, 6, 7], [8, 9, 0]])
+    padded_otherwise = torch.tensor([[5, 6, 7], [8, 9, 4]])
+    assert activations.ids_hash(ids, [3, 2]) == activations.ids_hash(padded_otherwise, [3, 2])
+    assert activations.ids_hash(ids, [3, 2]) != activations.ids_hash(ids, [3, 3])
+    assert activations.ids_hash(ids) != activations.ids_hash(padded_otherwise)
+    assert activations.ids_hash(torch.tensor([[1, 2]])) != activations.ids_hash(torch.tensor([[1], [2]]))
+
+
+def test_a_corpus_cache_hit_needs_the_same_weights_hook_token_ids_and_batches(model, tmp_path, monkeypatch):
+    """Each kind of mismatch planted alone: the corpus cache must recompute, never serve the first call's shards."""
+    calls = []
+    real_forward, real_tokenize = activations.forward_rows, activations.tokenize_corpus
+    monkeypatch.setattr(activations, "forward_rows", lambda *a, **k: calls.append(1) or real_forward(*a, **k))
+
+    def recomputed(hook=HOOK, batch_size=16) -> bool:
+        before = len(calls)
+        activations.collect_corpus(model, "smollm2-135m", TEXTS, hook, tmp_path, seq_len=32, batch_size=batch_size)
+        return len(calls) > before
+
+    assert recomputed() and not recomputed(), "the same call must be a cache hit"
+    assert recomputed(hook="blocks.1.hook_resid_post"), "another hook"
+    assert recomputed(batch_size=4), "other batches"
+    monkeypatch.setattr(activations, "tokenize_corpus", lambda *a, **k: real_tokenize(*a, **k).flip(1))
+    assert recomputed(), "other token ids"
+    monkeypatch.setattr(activations, "tokenize_corpus", real_tokenize)
+    first = next(model.parameters())
+    with torch.no_grad():
+        first.view(-1)[0] += 1.0
+    try:
+        assert recomputed(), "other weights"
+    finally:
+        with torch.no_grad():
+            first.view(-1)[0] -= 1.0
