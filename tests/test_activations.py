@@ -244,3 +244,12 @@ def test_a_corpus_cache_hit_needs_the_same_weights_hook_token_ids_and_batches(mo
     finally:
         with torch.no_grad():
             first.view(-1)[0] -= 1.0
+
+
+def test_resid_hooks_are_every_layers_in_order(model):
+    hooks = activations.resid_hooks(model)
+    assert len(hooks) == model.cfg.n_layers and hooks[0] == "blocks.0.hook_resid_post"
+    assert hooks[-1] == f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"
+    assert activations.resid_hooks(model, "hook_resid_pre")[3] == "blocks.3.hook_resid_pre"
+    with pytest.raises(ValueError):
+        activations.resid_hooks(model, "hook_nowhere")

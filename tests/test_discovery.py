@@ -341,3 +341,8 @@ def test_the_best_plane_is_the_one_with_the_highest_s_times_one_minus_m(monkeypa
     monkeypatch.setattr(discovery.metrics, "mixture_index", lambda planes: np.array([0.9, 0.0, 0.0, 0.0]))
     row = discovery.rank_clusters(*_one_cluster(), n_components=5).loc[0]
     assert (row["pcs"], row["S"], row["M"]) == ("2,3", 0.5, 0.0) and row["best plane (ours)"] == pytest.approx(0.5)
+
+
+def test_calendar_clusters_are_mostly_names_and_cover_half_of_them():
+    table = pd.DataFrame({"day share": [0.9, 0.51, 0.5, 0.9, 0.95], "day names": [7, 4, 7, 3, 3.5]}, index=[4, 9, 2, 7, 1])
+    assert list(discovery.calendar_like(table, "day", 7)) == [4, 9, 1]

@@ -251,3 +251,58 @@ def test_no_random_plane_null_where_the_activations_span_only_the_circle():
         probe = probes.fit_circle_probe(clean, np.arange(7), 7, k=5)
         chosen = interventions.methods(probe, clean, np.arange(7))
         assert (interventions.NULLS[1] in chosen) is null_there
+
+
+def _allowed_effects(model, problems, rows, old, new):
+    """The logit difference new − old and whether new wins among the allowed answers, from unpatched runs of ``rows``."""
+    allowed = tasks.final_logits(model, [problems[r] for r in rows]).gather(1, tasks.candidates(model.tokenizer, problems)[rows])
+    return interventions.pair_effects(allowed, old, new)
+
+
+def test_the_position_sweep_at_the_last_residual_measures_what_unpatched_runs_give(model):
+    """At the final token of the last block a full patch is the donor's own run and "before" the problem's: their
+    logit differences and accuracies must equal those of unpatched forward passes, computed here independently."""
+    problems = tasks.task("weekday-successor")[:7]  # the lists of two names: every donor is among them
+    last = f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"
+    hooks = ["blocks.0.hook_resid_post", last]
+    quality, effects = interventions.position_sweep(model, problems, "final", hooks, [last], k=3, per_problem=1, seed=2)
+    assert list(quality["layer"]) == [0, 1] and set(quality["position"]) == {"final"}
+    assert set(effects["hook"]) == {last} and set(effects["layer"]) == {model.cfg.n_layers - 1}
+    assert set(effects["position"]) == {"final"} and np.allclose(effects["chance"], 1 / 7)
+    assert set(interventions.NULLS) <= set(effects["method"])
+    table = effects.set_index("method")
+    index, target = interventions.target_pairs(problems, "final", per_problem=1, seed=2)
+    donors = interventions.matching_problems(problems, index, target, "final")
+    old, new = np.array([problems[i].answer for i in index]), target
+    for method, rows in (("before", index), ("full patch", donors)):
+        diff, wins = _allowed_effects(model, problems, rows, old, new)
+        assert table.loc[method, "logit diff"] == pytest.approx(diff.mean(), abs=2e-3), method
+        assert table.loc[method, "accuracy"] == pytest.approx(wins.mean()), method
+    assert table.loc["full patch", "share from before"] == pytest.approx(1.0)
+    assert table.loc["before", "share from before"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_off_circle_at_the_problems_own_point_is_the_unpatched_distribution(model, setup):
+    """Moving the circle point of a problem's own activation to where it already is changes nothing; a grid of radii
+    is the same calls stacked."""
+    problems, positions, clean, probe = setup
+    point = probe.circle_point(clean[3:4])[0]
+    angle, radius = np.arctan2(point[1], point[0]), np.hypot(*point)
+    probabilities = interventions.off_circle(model, problems[3], probe, HOOK, positions[3], clean[3], np.array([angle]), radius)
+    allowed = tasks.final_logits(model, problems[3:4]).gather(1, tasks.candidates(model.tokenizer, problems[3:4]))
+    np.testing.assert_allclose(probabilities, torch.softmax(allowed, dim=1).numpy(), atol=1e-3)
+    angles = np.array([0.0, 2.0, 4.0])
+    grid = interventions.off_circle_grid(model, problems[3], probe, HOOK, positions[3], clean[3], angles, np.array([0.5, 1.5]))
+    assert grid.shape == (2, 3, 7)
+    np.testing.assert_allclose(grid.sum(axis=2), 1, atol=1e-5)
+    np.testing.assert_allclose(grid[1], interventions.off_circle(model, problems[3], probe, HOOK, positions[3], clean[3], angles, 1.5), atol=1e-6)
+    assert not np.allclose(grid[0], grid[1], atol=1e-3)
+
+
+def test_an_angle_implies_the_nearest_value_and_at_the_operand_the_shifted_answer():
+    problem = tasks.weekdays()[2 * 7 + 5]  # three days from Saturday
+    assert (problem.shift, problem.start) == (3, 5)
+    step = 2 * np.pi / 7
+    angles = np.array([0.0, step, 2.4 * step, 2.6 * step, 6.6 * step, -step])
+    assert interventions.angle_answers(angles, problem, "final").tolist() == [0, 1, 2, 3, 0, 6]
+    assert interventions.angle_answers(angles, problem, "operand").tolist() == [3, 4, 5, 6, 3, 2]

@@ -114,3 +114,24 @@ def test_mixture_index_rejects_bad_input():
         metrics.mixture_index(plane[:2])
     with pytest.raises(ValueError, match="bins"):
         metrics.separability_index(plane, bins=1)
+
+
+def test_classes_fall_at_the_thresholds():
+    assert metrics.classify(0.5, 0.3) == "mixture"  # M at the threshold: a mixture, whatever S
+    assert metrics.classify(0.5, 0.29) == "irreducible"
+    assert metrics.classify(0.1, 0.0) == "irreducible"  # S at the threshold is not below it
+    assert metrics.classify(0.09, 0.0) == "separable"
+    assert metrics.classify(0.2, 0.25, s_threshold=0.3, m_threshold=0.2) == "mixture"
+    assert metrics.classify(0.2, 0.1, s_threshold=0.3, m_threshold=0.2) == "separable"
+
+
+def test_the_reducibility_table_names_each_plane_with_its_indices_and_class(planes):
+    chosen = {name: planes[name] for name in ("circle", "mixture of two lines", "gaussian")}
+    table = metrics.reducibility_table(chosen)
+    assert table.index.name == "distribution" and list(table.index) == list(chosen)
+    assert list(table.columns) == ["S (bits)", "M", "class"]
+    for name, plane in chosen.items():
+        assert table.loc[name, "S (bits)"] == pytest.approx(metrics.separability_index(plane))
+        assert table.loc[name, "M"] == pytest.approx(metrics.mixture_index(plane))
+    assert list(table["class"]) == ["irreducible", "mixture", "separable"]
+    assert not table["M"].equals(metrics.reducibility_table(chosen, epsilon=0.3)["M"])

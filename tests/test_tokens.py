@@ -52,3 +52,39 @@ def test_bos_is_refused_for_a_tokenizer_without_one():
     tokenizer.bos_token = None
     with pytest.raises(ValueError, match="no BOS token"):
         tokens.encode(tokenizer, "Monday", True)
+
+
+def test_bos_follows_the_models_setting():
+    from types import SimpleNamespace
+
+    assert tokens.prepends_bos(SimpleNamespace(cfg=SimpleNamespace(default_prepend_bos=True))) is True
+    assert tokens.prepends_bos(SimpleNamespace(cfg=SimpleNamespace(default_prepend_bos=False))) is False
+    assert tokens.prepends_bos(SimpleNamespace(cfg=SimpleNamespace())) is False  # a config without the setting
+
+
+def test_a_words_position_is_its_chosen_occurrence_as_a_whole_word():
+    tokenizer = paper_tokenizers.llama3()
+    prompt = "Mondays are slow. Monday, then Monday again."
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    first, last = (tokens.word_position(tokenizer, prompt, "Monday", False, occurrence=o) for o in (0, -1))
+    assert tokenizer.decode(ids[first]).strip() == tokenizer.decode(ids[last]).strip() == "Monday"
+    assert tokenizer.decode(ids[: first + 1]) == "Mondays are slow. Monday"  # not inside "Mondays"
+    assert tokenizer.decode(ids[: last + 1]) == "Mondays are slow. Monday, then Monday"
+    assert tokens.word_position(tokenizer, prompt, "Monday", True, occurrence=0) == first + 1
+    with pytest.raises(ValueError, match="'Sunday' does not occur"):
+        tokens.word_position(tokenizer, prompt, "Sunday", False)
+
+
+def test_names_that_share_a_first_token_are_refused():
+    tokenizer = paper_tokenizers.llama3()
+    with pytest.raises(ValueError, match=r"share first tokens \['ĠMonday'\]"):
+        tokens.answer_tokens(tokenizer, "The day is", ["Monday", "Mondayish", "Monkey", "Friday"])
+
+
+def test_a_continuation_that_retokenises_the_prompt_is_refused():
+    tokenizer = paper_tokenizers.llama3()
+    with pytest.raises(ValueError, match="re-tokenises the prompt"):
+        tokens.answer_token(tokenizer, "The day is Mon", "day", separator="")
+    with pytest.raises(ValueError, match="re-tokenises the prompt"):
+        tokens.answer_token(tokenizer, "The day is", "", separator="")
+    assert tokens.answer_token(tokenizer, "The day is", "Monday", separator=" ") == tokenizer.convert_tokens_to_ids("ĠMonday")
