@@ -44,7 +44,7 @@ def cyclic_order_score(plane: np.ndarray, closed: bool = True) -> float:
     ``closed=False`` counts the closing step like the others: the order of
     the angles alone, which an open arc passes too.
     """
-    return float(_ring_scores(np.asarray(plane, dtype=float), closed))
+    return float(_ring_scores(np.asarray(plane), closed))
 
 
 def closing_step(plane: np.ndarray) -> float:

@@ -30,9 +30,13 @@ class CircleProbe:
     period: int
     determined: int
 
+    def reduced(self, activations: np.ndarray) -> np.ndarray:
+        """Coordinates on the probe's PCA components: ``(n, d)`` → ``(n, k)``."""
+        return (activations - self.mean) @ self.components.T
+
     def circle_point(self, activations: np.ndarray) -> np.ndarray:
         """Predicted (cos, sin) points: ``(n, d)`` → ``(n, 2)``."""
-        reduced = (activations - self.mean) @ self.components.T
+        reduced = self.reduced(activations)
         return np.column_stack([reduced, np.ones(len(reduced))]) @ self.weights
 
     def angle(self, activations: np.ndarray) -> np.ndarray:
@@ -66,7 +70,7 @@ def determined_components(singular: np.ndarray, k: int) -> int:
     are left out. Data in general position determine all k; a constructed
     model's exact circle (rank 2, two equal values) determines fewer.
     """
-    used = min(k, int((singular > SPANNED_RTOL * singular[0]).sum())) if len(singular) and singular[0] > 0 else 0
+    used = min(k, int((singular > SPANNED_RTOL * singular[0]).sum())) if len(singular) else 0
     while 0 < used < len(singular) and singular[used - 1] - singular[used] <= TIE_RTOL * singular[used - 1]:
         used -= 1
     return used
@@ -80,13 +84,19 @@ def fit_circle_probe(activations: np.ndarray, values: np.ndarray, period: int, k
     """
     _check(activations, values, k)
     mean = activations.mean(axis=0)
-    _, singular, vt = np.linalg.svd(activations - mean, full_matrices=False)
+    centred = activations - mean
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)  # pragma: no mutate (only rows of vt under k are read)
     used = determined_components(singular, k)
-    design = np.column_stack([(activations - mean) @ vt[:used].T, np.ones(len(activations))])
-    fitted = np.linalg.lstsq(design, circle_targets(values, period), rcond=None)[0]
+    design = np.column_stack([centred @ vt[:used].T, np.ones(len(activations))])
+    fitted = _least_squares(design, circle_targets(values, period))
     weights = np.zeros((k + 1, 2))
     weights[:used], weights[-1] = fitted[:-1], fitted[-1]
     return CircleProbe(mean, vt[:k], weights, period, used)
+
+
+def _least_squares(design: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Coefficients ``(m, ...)`` minimising ``|design @ coefficients - targets|`` for ``design`` ``(n, m)``."""
+    return np.linalg.lstsq(design, targets, rcond=None)[0]  # pragma: no mutate (rcond=None is numpy 2's default)
 
 
 def angular_error(predicted: np.ndarray, values: np.ndarray, period: int) -> np.ndarray:
@@ -109,9 +119,8 @@ def cross_validate(activations: np.ndarray, values: np.ndarray, period: int, k: 
         probe = fit_circle_probe(activations[train], values[train], period, k)
         predicted_points[test] = probe.circle_point(activations[test])
         predicted_angle[test] = probe.angle(activations[test])
-        reduced = (activations - probe.mean) @ probe.components[: probe.determined].T
-        design = np.column_stack([reduced, np.ones(len(reduced))])
-        coefficients = np.linalg.lstsq(design[train], values[train], rcond=None)[0]
+        design = np.column_stack([probe.reduced(activations)[:, : probe.determined], np.ones(len(activations))])
+        coefficients = _least_squares(design[train], values[train])
         predicted_value[test] = design[test] @ coefficients
     targets = circle_targets(values, period)
     return {

@@ -73,3 +73,41 @@ def test_the_chance_level_of_the_cyclic_order_score_is_simulated():
     assert best_of == sorted(best_of) and best_of[2] > 0.4  # the best of several planes is a higher bar
     with pytest.raises(ValueError, match="at least 3 classes"):
         geometry.random_order_score(2)
+
+
+def test_centroids_are_class_means_for_classes_of_any_size():
+    points = np.array([[1.0, 0.0], [3.0, 2.0], [10.0, 10.0], [0.0, 4.0], [2.0, 2.0]])
+    means = geometry.centroids(points, np.array([0, 0, 1, 2, 2]), 3)
+    np.testing.assert_allclose(means, [[2.0, 1.0], [10.0, 10.0], [1.0, 3.0]])
+
+
+@pytest.mark.parametrize("points, labels", [(np.zeros((4, 3)), np.zeros(5, int)), (np.zeros(4), np.zeros(4, int))])
+def test_centroids_need_one_label_per_point(points, labels):
+    with pytest.raises(ValueError, match=r"points must be \(n, d\) with one label each; got \("):
+        geometry.centroids(points, labels, 1)
+
+
+def test_every_column_of_the_layer_table_is_what_it_says():
+    """A semicircle of 7 centroids in 16 dimensions (an ordered open arc: every angle in order, no closing step),
+    plus one loud dimension; each column against its own computation here."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(7), 5)
+    angles = np.pi * labels / 6
+    points = np.zeros((len(labels), 16))
+    points[:, 0], points[:, 1] = np.cos(angles), np.sin(angles)
+    points[:, 2:] = 0.05 * rng.normal(size=(len(labels), 14))
+    points[:, 5] += 3.0
+    table = geometry.layer_circle_scores({"blocks.3.hook_resid_post": points}, labels, 7)
+    assert table.index.name == "hook" and list(table.index) == ["blocks.3.hook_resid_post"]
+    assert list(table.columns) == ["cyclic order", "angle order", "closing step", "centroid var (2 PCs)",
+                                   "point var (2 PCs)", "top dim share"]  # fmt: skip
+    row = table.iloc[0]
+    assert row["cyclic order"] == pytest.approx(6 / 7) and row["angle order"] == 1.0
+    _, plane = geometry.centroid_plane(points, labels, 7)
+    assert plane.shape == (7, 2) and row["closing step"] == pytest.approx(geometry.closing_step(plane)) and row["closing step"] > 3
+    means = geometry.centroids(points, labels, 7)
+    variances = np.linalg.svd(means - means.mean(axis=0), compute_uv=False) ** 2
+    assert row["centroid var (2 PCs)"] == pytest.approx(variances[:2].sum() / variances.sum())
+    spread = np.linalg.svd(points - points.mean(axis=0), compute_uv=False) ** 2
+    assert row["point var (2 PCs)"] == pytest.approx(spread[:2].sum() / spread.sum())
+    assert row["top dim share"] == pytest.approx((points[:, 5] ** 2).sum() / (points**2).sum())
