@@ -1,5 +1,7 @@
 """mvf.interventions: exactness of the patches, no-op patches, and batched vs one-at-a-time agreement."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -306,3 +308,152 @@ def test_an_angle_implies_the_nearest_value_and_at_the_operand_the_shifted_answe
     angles = np.array([0.0, step, 2.4 * step, 2.6 * step, 6.6 * step, -step])
     assert interventions.angle_answers(angles, problem, "final").tolist() == [0, 1, 2, 3, 0, 6]
     assert interventions.angle_answers(angles, problem, "operand").tolist() == [3, 4, 5, 6, 3, 2]
+
+
+def test_no_donor_for_a_value_the_task_lacks_is_refused_with_a_reason():
+    problems = tasks.task("weekday-successor")[:7]
+    with pytest.raises(ValueError, match="^no problem matches 'Monday, Tuesday,' with value 3 at the operand position.$"):
+        interventions.matching_problems(problems[:2], np.array([0]), np.array([3]), "operand")
+
+
+def test_seeds_choose_the_random_parts_and_default_to_zero(setup):
+    problems, _, clean, probe = setup
+    assert np.array_equal(interventions.random_basis(3, 10), interventions.random_basis(3, 10, seed=0))
+    assert not np.allclose(interventions.random_basis(3, 10, seed=0), interventions.random_basis(3, 10, seed=1))
+    assert np.array_equal(interventions.random_plane_of(probe), interventions.random_plane_of(probe, seed=0))
+    assert not np.allclose(interventions.random_plane_of(probe, seed=0), interventions.random_plane_of(probe, seed=1))
+    assert np.array_equal(interventions.shuffled_order(7), interventions.shuffled_order(7, seed=0))
+    assert all(np.array_equal(interventions.shuffled_order(12, s), interventions.shuffled_order(12, s)) for s in range(5))
+    assert len({tuple(interventions.shuffled_order(7, s)) for s in range(5)}) > 1
+    index, target = interventions.target_pairs(problems, per_problem=1)
+    donors = interventions.matching_problems(problems, index, target, "operand")
+    k, d = probe.components.shape
+    for seed in (0, 3):
+        made = interventions.methods(probe, clean, donors, **({"seed": seed} if seed else {}))
+        random_patch = made[f"random {k}-d patch (ours)"](index, target)
+        np.testing.assert_allclose(random_patch, interventions.subspace_patch(interventions.random_basis(k, d, seed), clean[index], clean[donors]))
+        plane = interventions.random_plane_of(probe, seed)
+        np.testing.assert_allclose(made[interventions.NULLS[1]](index, target),
+                                   interventions.subspace_patch(plane, np.broadcast_to(clean.mean(axis=0), (len(index), d)), clean[donors]))  # fmt: skip
+
+
+def test_the_shuffled_order_of_few_values_is_never_a_rotation_or_reflection():
+    """Of the 24 orders of 4 values, 8 are rotations or reflections: 30 seeds draw some of them."""
+    for period in (4, 5):
+        symmetric = {tuple((s * np.arange(period) + r) % period) for r in range(period) for s in (1, -1)}
+        assert len(symmetric) == 2 * period
+        assert all(tuple(interventions.shuffled_order(period, seed)) not in symmetric for seed in range(30))
+
+
+def test_every_method_makes_what_its_name_says(setup):
+    problems, _, clean, probe = setup
+    index, target = interventions.target_pairs(problems, per_problem=2)
+    donors = interventions.matching_problems(problems, index, target, "operand")
+    k, d = probe.components.shape
+    made = {name: method(index, target) for name, method in interventions.methods(probe, clean, donors).items()}
+    assert list(made) == ["before", "circle patch", "full patch", f"PCA-{k} patch", "mean ablation", "circle ablation",
+                          "circle only", "in-plane circle move (ours)", f"random {k}-d patch (ours)", interventions.NULLS[1]]  # fmt: skip
+    assert all(value.shape == (len(index), d) for value in made.values())
+    pca = made[f"PCA-{k} patch"]
+    np.testing.assert_allclose(probe.reduced(pca), probe.reduced(clean[donors]), atol=1e-8)
+    np.testing.assert_allclose(pca - pca @ probe.components.T @ probe.components,
+                               clean[index] - clean[index] @ probe.components.T @ probe.components, atol=1e-8)  # fmt: skip
+    moved = made["in-plane circle move (ours)"]
+    np.testing.assert_allclose(probe.circle_point(moved), probes.circle_targets(target, 7), atol=1e-8)
+    plane = interventions.circle_plane(probe)
+    np.testing.assert_allclose((moved - clean[index]) - (moved - clean[index]) @ plane.T @ plane, 0, atol=1e-8)
+
+
+def test_the_random_plane_null_needs_more_than_two_determined_dimensions():
+    basis = np.linalg.qr(np.random.default_rng(0).normal(size=(12, 3)))[0].T
+    for determined, present in ((3, True), (2, False)):
+        probe = probes.CircleProbe(np.zeros(12), basis, np.ones((4, 2)), 7, determined=determined)
+        assert (interventions.NULLS[1] in interventions.methods(probe, np.eye(12)[:7], np.arange(7))) is present
+
+
+def test_pair_effects_are_float64_and_the_winner_is_each_rows_own():
+    logits = torch.tensor([[9.0, 0.0, 1.0], [0.0, 3.0, 5.0], [2.0, 4.0, 0.0]])
+    diff, wins = interventions.pair_effects(logits, old=np.array([0, 0, 0]), new=np.array([0, 2, 1]))
+    assert diff.dtype == np.float64 and diff.tolist() == [0.0, 5.0, 2.0] and wins.tolist() == [True, True, True]
+
+
+def test_summarize_estimates_on_all_pairs_and_bounds_with_the_bootstrap_percentiles():
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(10), 3)
+    diffs = {name: rng.normal(loc, 1.0, size=30) for name, loc in (("before", -2.0), ("mean ablation", 0.0),
+                                                                     ("full patch", 3.0), ("circle patch", 1.0))}  # fmt: skip
+    wins = {name: value > 0 for name, value in diffs.items()}
+    for seed in (0, 4):
+        table = interventions.summarize(diffs, wins, groups, **({"seed": seed} if seed else {})).set_index("method")
+        draws = interventions.bootstrap_means(np.stack(list(diffs.values())), groups, seed=seed)[:, 3]
+        assert table.loc["circle patch", "logit diff"] == pytest.approx(diffs["circle patch"].mean())
+        assert table.loc["circle patch", "logit diff low"] == pytest.approx(np.percentile(draws, 2.5))
+        assert table.loc["circle patch", "logit diff high"] == pytest.approx(np.percentile(draws, 97.5))
+    assert np.array_equal(interventions.bootstrap_means(np.ones((1, 30)), groups), interventions.bootstrap_means(np.ones((1, 30)), groups, seed=0))
+
+
+def test_a_full_patch_that_shifts_nothing_gives_undefined_shares_without_a_floating_point_error():
+    groups = np.repeat(np.arange(5), 2)
+    still = {"before": np.zeros(10), "mean ablation": np.zeros(10), "full patch": np.zeros(10)}
+    for diffs, error in ((still | {"circle patch": np.zeros(10)}, "invalid"), (still | {"circle patch": np.ones(10)}, "divide")):
+        with np.errstate(**{error: "raise"}), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # nanpercentile's all-NaN slices: NaN is the answer there
+            table = interventions.summarize(diffs, {name: d > 0 for name, d in diffs.items()}, groups).set_index("method")
+        shares = table.loc["circle patch", ["share from before", "share from mean ablation"]]
+        assert (np.isnan(shares) if error == "invalid" else np.isinf(shares)).all()
+
+
+def _table(circle: dict | None = None, full: dict | None = None, null: dict | None = None, chance: float = 0.25):
+    """A ``summarize`` table of one layer, written by hand: each method's share from before, from mean ablation, the
+    full patch's shift, with intervals, and accuracy; defaults give a clear "matches"."""
+    def row(share, low, high, accuracy, shift=(1.0, 0.5, 1.5), ablated=(0.5, 0.3, 0.7)):
+        return {"share from before": share, "share from before low": low, "share from before high": high,
+                "share from mean ablation": ablated[0], "share from mean ablation low": ablated[1],
+                "share from mean ablation high": ablated[2], "shift from before": shift[0],
+                "shift from before low": shift[1], "shift from before high": shift[2], "accuracy": accuracy}  # fmt: skip
+
+    rows = {"before": row(0.0, 0.0, 0.0, 0.1), "mean ablation": row(0.4, 0.3, 0.5, 0.2),
+            "full patch": row(1.0, 1.0, 1.0, 0.5) | (full or {}),
+            "circle patch": row(0.9, 0.8, 1.0, 0.45) | (circle or {})}  # fmt: skip
+    if null is not None:
+        rows[interventions.NULLS[0]] = row(0.1, 0.0, 0.2, 0.1) | null
+    return pd.DataFrame.from_dict(rows, orient="index").assign(chance=chance)
+
+
+@pytest.mark.parametrize("circle, full, null, probe_r2, category", [
+    ({}, {}, None, 0.5, "matches"),                                              # R² exactly at the bar reads the value
+    ({}, {"shift from before low": 0.0}, None, None, "inconclusive"),            # a shift interval touching 0
+    ({"share from before low": 0.25, "share from before high": 1.25}, {}, None, None, "partly matches"),  # width 1
+    ({}, {"accuracy": 0.5}, None, None, "matches"),                              # exactly twice chance moves the answers
+    ({"share from before": 0.7}, {}, None, None, "matches"),                     # a share exactly at MATCH
+    ({"share from before low": 0.5}, {}, None, None, "matches"),                 # a lower bound exactly at PART
+    ({"accuracy": 0.4}, {}, None, None, "matches"),                              # exactly SAME_ANSWER of the full's wins
+    ({"accuracy": 0.39}, {}, None, None, "partly matches"),
+    ({"share from before": 0.3, "share from before low": 0.1, "share from before high": 0.5}, {}, None, None,
+     "partly matches"),                                                          # a top exactly at PART
+    ({"share from mean ablation high": 0.1, "share from before": 0.6}, {}, None, None, "partly matches"),  # at NOTHING
+    ({"share from mean ablation high": 0.09, "share from before": 0.6}, {}, None, None, "does not match"),
+])  # fmt: skip
+def test_the_verdicts_thresholds_fall_on_the_documented_side(circle, full, null, probe_r2, category):
+    assert interventions.verdict(_table(circle, full, null), probe_r2).category == category
+
+
+def test_the_verdicts_sentences_say_what_was_measured():
+    inconclusive = interventions.verdict(_table(full={"shift from before": 0.1, "shift from before low": -0.2}))
+    assert inconclusive.sentence == ("inconclusive: the full patch shifts the logit difference by 0.10 [-0.20, 1.50], an "
+                                     "interval that reaches 0, so there is no effect for the circle to reproduce")  # fmt: skip
+    copied = interventions.verdict(_table(null={"share from before": 0.9, "share from before low": 0.8, "accuracy": 0.45}))
+    assert copied.sentence == (
+        "the circle patch does 90% [80%, 100%] of the full patch's shift in logit difference from before (the mean "
+        "ablation 40%; 50% [30%, 70%] measured from it); the nulls do 90% (circle patch, shuffled-order probe; wins 0.45), "
+        "so circle patch, shuffled-order probe does as much as the circle; the new answer wins in 0.45 of the pairs "
+        "against 0.50 for the full patch: this partly matches the paper")  # fmt: skip
+    weak = interventions.verdict(_table(full={"accuracy": 0.3}, null={}))
+    assert weak.sentence == (
+        "the circle patch does 90% [80%, 100%] of the full patch's shift in logit difference from before (the mean "
+        "ablation 40%; 50% [30%, 70%] measured from it); the nulls do 10% (circle patch, shuffled-order probe; wins 0.10); "
+        "the new answer wins in 0.45 of the pairs against 0.30 for the full patch (under twice chance, 0.25: the answers "
+        "hardly move): this partly matches the paper")  # fmt: skip
+    plain = interventions.verdict(_table())
+    assert plain.sentence.startswith("the circle patch does 90% [80%, 100%] of the full patch's shift") and "nulls" not in plain.sentence
+    assert plain.sentence.endswith("against 0.50 for the full patch: this matches the paper")
