@@ -72,7 +72,7 @@ def problem_groups(problems: list[Problem], order: str = "paper", relabel: np.nd
 def top_components(hidden: np.ndarray, k: int = PAPER_COMPONENTS) -> np.ndarray:
     """The hidden states' scores on their top ``k`` principal components ``(n, min(k, n − 1, d))``."""
     k = min(k, len(hidden) - 1, hidden.shape[1])
-    return PCA(k, svd_solver="full").fit_transform(hidden)
+    return PCA(k, svd_solver="full").fit_transform(hidden)  # pragma: no mutate (another solver differs by rounding)
 
 
 def shuffled_shares(
@@ -153,7 +153,7 @@ def order_effects(hidden: np.ndarray, groups: dict[str, np.ndarray], ridge: floa
     total = float((centred**2).sum())
     r2 = {
         subset: _r2(centred, total, np.column_stack([groups[g] for g in subset]) if subset else None, ridge)
-        for size in range(len(names) + 1)
+        for size in range(len(names) + 1)  # pragma: no mutate (no subset is larger than all the groups)
         for subset in combinations(names, size)
     }
     g = len(names)
@@ -188,7 +188,7 @@ def residual_pca(hidden: np.ndarray, groups: dict[str, np.ndarray], k: int = 3, 
     rest = residual(hidden, groups, ridge)
     if not 1 <= k <= min(rest.shape):
         raise ValueError(f"k={k} must be between 1 and {min(rest.shape)} for {rest.shape[0]} hidden states.")
-    pca = PCA(k, svd_solver="full").fit(rest)
+    pca = PCA(k, svd_solver="full").fit(rest)  # pragma: no mutate (another solver differs by rounding)
     total = float(((hidden - hidden.mean(axis=0)) ** 2).sum()) / (len(hidden) - 1)
     return pca.transform(rest), pca.explained_variance_ / total
 

@@ -142,7 +142,7 @@ def shuffled_order(period: int, seed: int = 0) -> np.ndarray:
     """
     if period < 4:
         raise ValueError(f"a calendar order of {period} values has no relabelling that is not a rotation or reflection.")
-    symmetries = {tuple((s * np.arange(period) + r) % period) for r in range(period) for s in (1, -1)}
+    symmetries = {tuple((s * np.arange(period) + r) % period) for r in range(period) for s in (1, -1)}  # pragma: no mutate (−r over every r: the same rotations)
     generator = np.random.default_rng(seed)
     while tuple(order := generator.permutation(period)) in symmetries:
         pass

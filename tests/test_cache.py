@@ -81,3 +81,17 @@ def test_mvf_cache_moves_the_cache(monkeypatch, tmp_path):
     finally:
         monkeypatch.undo()
         importlib.reload(cache)
+
+
+def test_a_folder_is_built_beside_where_it_goes_even_where_nothing_exists_yet(tmp_path):
+    """The temporary folder is a hidden sibling (same file system, so the rename is atomic); missing parents are made."""
+    folder = tmp_path / "a" / "b" / "model"
+    seen = []
+
+    def build(out: Path):
+        seen.append(out)
+        (out / "weights").write_text("new")
+
+    cache.build_folder_atomically(folder, build)
+    assert seen[0].parent == folder.parent and seen[0].name.startswith(".model.")
+    assert (folder / "weights").read_text() == "new" and not seen[0].exists()

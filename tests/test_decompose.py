@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from sklearn.decomposition import PCA
 
 from mvf import decompose, probes, tasks
 
@@ -154,3 +155,127 @@ def test_the_circle_of_operand_minus_shift_is_that_value_on_the_circle():
     expected = [(p.start - p.shift) % 7 for p in problems]
     np.testing.assert_allclose(groups["circle of operand − shift"], probes.circle_targets(np.array(expected), 7))
     np.testing.assert_allclose(groups["circle of answer"], probes.circle_targets(np.array([p.answer for p in problems]), 7))
+
+
+def _ridge_r2(hidden: np.ndarray, design: np.ndarray, ridge: float) -> float:
+    """R² of scikit-learn's ridge regression (with intercept) at the penalty the module documents: ridge · trace(XᵀX)/g."""
+    from sklearn.linear_model import Ridge
+
+    x = design - design.mean(axis=0)
+    alpha = ridge * np.trace(x.T @ x) / design.shape[1]
+    fitted = Ridge(alpha=alpha).fit(design, hidden).predict(design)
+    return 1 - ((hidden - fitted) ** 2).sum() / ((hidden - hidden.mean(axis=0)) ** 2).sum()
+
+
+def _uncentred(seed: int = 0):
+    """Hidden states and groups, neither centred, that overlap: no share is exact, each fit counts."""
+    rng = np.random.default_rng(seed)
+    groups = {"a": 3.0 + rng.normal(size=(30, 1)), "b": rng.normal(size=(30, 2)) - 2.0, "c": rng.normal(size=(30, 2))}
+    hidden = np.column_stack(list(groups.values())) @ rng.normal(size=(5, 6)) + rng.normal(size=(30, 6)) + 7.0
+    return hidden, groups
+
+
+@pytest.mark.parametrize("ridge", [decompose.RIDGE, 0.3])
+def test_shares_are_ridge_r2_increments_as_scikit_learn_computes_them(ridge):
+    hidden, groups = _uncentred()
+    shares = decompose.explained_variance(hidden, groups, ridge=ridge)
+    assert shares["a"] == pytest.approx(_ridge_r2(hidden, groups["a"], ridge), abs=1e-9)
+    both = _ridge_r2(hidden, np.column_stack([groups["a"], groups["b"]]), ridge)
+    assert shares["b"] == pytest.approx(both - _ridge_r2(hidden, groups["a"], ridge), abs=1e-9)
+    table = decompose.layer_table({"x": hidden, "y": hidden[::-1]}, groups, ridge=ridge)
+    assert table.loc["x"].equals(shares) and list(table.index) == ["x", "y"]
+
+
+def test_the_average_over_orders_is_the_mean_over_every_order():
+    from itertools import permutations
+
+    hidden, groups = _uncentred(1)
+    table = decompose.order_effects(hidden, groups, ridge=0.3)
+    assert list(table.columns) == ["stated order", "first", "last", "average over orders"]
+    orders = [decompose.explained_variance(hidden, groups, list(order), ridge=0.3) for order in permutations(groups)]
+    for name in groups:
+        assert table.loc[name, "average over orders"] == pytest.approx(np.mean([o[name] for o in orders]), abs=1e-12)
+        assert table.loc[name, "stated order"] == pytest.approx(orders[0][name], abs=1e-12)
+
+
+def test_order_effects_take_up_to_ten_groups():
+    rng = np.random.default_rng(0)
+    hidden = rng.normal(size=(40, 3))
+    groups = {f"g{i}": rng.normal(size=(40, 1)) for i in range(11)}
+    assert len(decompose.order_effects(hidden, dict(list(groups.items())[:10]))) == 10
+    with pytest.raises(ValueError, match=r"^11 groups need 2\^11 fits; merge some groups \(at most 10\).$"):
+        decompose.order_effects(hidden, groups)
+
+
+def test_the_residual_is_what_the_fit_leaves_of_the_centred_states():
+    from sklearn.linear_model import LinearRegression
+
+    hidden, groups = _uncentred(2)
+    design = np.column_stack(list(groups.values()))
+    wanted = hidden - LinearRegression().fit(design, hidden).predict(design)
+    np.testing.assert_allclose(decompose.residual(hidden, groups), wanted, atol=1e-6)
+    scores, shares = decompose.residual_pca(hidden, groups)
+    assert scores.shape == (30, 3) and shares.shape == (3,)
+    rest = decompose.residual(hidden, groups, ridge=0.3)
+    pca = PCA(2).fit(rest)
+    scores, shares = decompose.residual_pca(hidden, groups, k=2, ridge=0.3)
+    np.testing.assert_allclose(np.abs(scores), np.abs(pca.transform(rest)), atol=1e-8)
+    total = ((hidden - hidden.mean(axis=0)) ** 2).sum() / 29
+    np.testing.assert_allclose(shares, pca.explained_variance_ / total)
+
+
+def test_residual_pca_takes_k_from_one_to_the_smaller_side():
+    hidden, groups = _uncentred(3)
+    assert decompose.residual_pca(hidden, groups, k=1)[0].shape == (30, 1)
+    assert decompose.residual_pca(hidden, groups, k=6)[0].shape == (30, 6)
+    with pytest.raises(ValueError, match=r"^k=7 must be between 1 and 6 for 30 hidden states.$"):
+        decompose.residual_pca(hidden, groups, k=7)
+    with pytest.raises(ValueError, match=r"^k=0 must be between 1 and 6 for 30 hidden states.$"):
+        decompose.residual_pca(hidden, groups, k=0)
+
+
+def test_top_components_keep_no_more_than_the_dimensions():
+    assert decompose.top_components(np.random.default_rng(0).normal(size=(20, 3)), k=5).shape == (20, 3)
+
+
+@pytest.mark.parametrize("hidden, message", [
+    (np.array([[1.0, 2.0], [1.0, 2.0], [1.0, 2.0]]), "^all hidden states are identical: there is no variance to explain.$"),
+    (np.array([[0.0, np.nan], [1.0, 2.0], [1.0, 2.0]]), "^hidden states contain NaN or inf.$"),
+])  # fmt: skip
+def test_the_checks_say_what_is_wrong(hidden, message):
+    with pytest.raises(ValueError, match=message):
+        decompose.explained_variance(hidden, {"a": np.eye(3)[:, :2]})
+
+
+def test_states_symmetric_about_their_mean_have_variance():
+    """Centred values that cancel exactly (integers): the variance check squares them."""
+    hidden = np.array([[0.0, 0.0], [2.0, 2.0], [1.0, 1.0], [1.0, 1.0]])
+    shares = decompose.explained_variance(hidden, {"a": np.array([[0.0], [2.0], [1.0], [1.0]])})
+    assert shares["a"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="^no groups to regress on.$"):
+        decompose.explained_variance(hidden, {})
+
+
+def test_groups_of_a_single_problem_and_of_two_shifts_or_list_lengths():
+    weekdays = [p for p in tasks.weekdays() if p.shift in (1, 2)]
+    groups = decompose.problem_groups(weekdays)
+    assert groups["one-hot codes"].shape == (14, 9) and "circle of operand − shift" in groups
+    lists = [p for p in tasks.task("weekday-successor") if p.listed in (2, 3)]
+    assert decompose.problem_groups(lists)["one-hot codes"].shape == (14, 9)
+    assert decompose.problem_groups(tasks.weekdays()[:1])["one-hot codes"].shape == (1, 7)
+    with pytest.raises(ValueError, match=r"^no problems: pass the problems of a task \(mvf.tasks.task\).$"):
+        decompose.problem_groups([])
+
+
+def test_shuffled_shares_are_seeded_and_default_to_seed_zero(planted):
+    hidden, _, _ = planted
+    problems = tasks.weekdays()
+    default = decompose.shuffled_shares(hidden, problems, shuffles=3)
+    assert default.equals(decompose.shuffled_shares(hidden, problems, shuffles=3, seed=0))
+    assert not default.equals(decompose.shuffled_shares(hidden, problems, shuffles=3, seed=1))
+    with pytest.raises(ValueError, match="identical"):
+        decompose.shuffled_shares(hidden[:1], problems[:1], shuffles=1)
+
+
+def test_a_single_hidden_state_does_not_vary():
+    assert decompose.varying({"one": np.ones((1, 4)), "two": np.array([[0.0], [1.0]])}).keys() == {"two"}

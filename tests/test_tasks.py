@@ -67,3 +67,52 @@ def test_a_base_model_has_no_chat_template():
 
     with pytest.raises(ValueError, match="no chat template"):
         tasks.in_chat_template(paper_tokenizers.gpt2(), tasks.weekdays())
+
+
+def test_the_successor_lists_have_two_three_and_four_names():
+    for name, period in (("weekday-successor", 7), ("month-successor", 12)):
+        problems = tasks.task(name)
+        assert sorted({p.listed for p in problems}) == [2, 3, 4] and len(problems) == 3 * period
+        assert all(len(p.prompt.rstrip(",").split(", ")) == p.listed for p in problems)
+
+
+def test_the_user_turn_holds_the_prompt(model):
+    plain = tasks.task("months")[5]
+    chat = tasks.in_chat_template(model.tokenizer, [plain])[0]
+    assert isinstance(chat.prompt, str)
+    assert chat.prompt.endswith(f"<|im_start|>user\n{plain.prompt}<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_a_tokenizer_without_the_attribute_has_no_chat_template():
+    class Bare:
+        pass
+
+    with pytest.raises(ValueError, match="^Bare has no chat template: the model is a base model, use the plain prompts.$"):
+        tasks.in_chat_template(Bare(), tasks.weekdays())
+
+
+def test_evaluate_names_its_columns_and_judges_each_problem(model):
+    problems = tasks.task("weekday-successor")[:1]
+    accuracy, table = tasks.evaluate(model, problems)
+    assert list(table.columns) == ["prompt", "answer", "top token", "top allowed", "correct (vocab)", "correct (allowed)"]
+    logits = tasks.final_logits(model, problems)[0]
+    answer_token = tasks.candidates(model.tokenizer, problems)[0, problems[0].answer]
+    row = table.iloc[0]
+    assert row["prompt"] == "Monday, Tuesday," and row["answer"] == "Wednesday"
+    assert row["correct (vocab)"] == (logits.argmax().item() == answer_token.item())
+    assert row["top token"] == model.tokenizer.decode([logits.argmax().item()])
+    assert accuracy == {"vocab": float(row["correct (vocab)"]), "allowed": float(row["correct (allowed)"]),
+                        "chance (allowed)": 1 / 7}  # fmt: skip
+    with pytest.raises(ValueError, match="^no problems to evaluate.$"):
+        tasks.evaluate(model, [])
+
+
+def test_evaluate_runs_the_prompts_in_batches_of_its_batch_size(model, monkeypatch):
+    calls = []
+    real = tasks.logits_at_positions
+    monkeypatch.setattr(tasks, "logits_at_positions", lambda *a, **k: calls.append(1) or real(*a, **k))
+    problems = tasks.months()[:33]
+    tasks.evaluate(model, problems)
+    assert len(calls) == 2  # 32 by default
+    tasks.evaluate(model, problems[:5], batch_size=2)
+    assert len(calls) == 2 + 3
