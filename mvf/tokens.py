@@ -38,7 +38,7 @@ def word_position(tokenizer, prompt: str, word: str, bos: bool, occurrence: int 
         raise ValueError(f"the word {word!r} does not occur in the prompt {prompt!r}.")
     end = starts[occurrence] + len(word)
     offsets = tokenizer(prompt, return_offsets_mapping=True, add_special_tokens=False)["offset_mapping"]
-    return next(i for i, (a, b) in enumerate(offsets) if a < end <= b) + int(bos)
+    return next(i for i, (_, stop) in enumerate(offsets) if stop >= end) + int(bos)  # the first token reaching its end
 
 
 def _next_token(tokenizer, prompt: str, before: list[int], name: str, separator: str = " ") -> int:

@@ -253,3 +253,34 @@ def test_resid_hooks_are_every_layers_in_order(model):
     assert activations.resid_hooks(model, "hook_resid_pre")[3] == "blocks.3.hook_resid_pre"
     with pytest.raises(ValueError):
         activations.resid_hooks(model, "hook_nowhere")
+
+
+def test_positions_are_checked_against_each_prompts_length(model):
+    prompts = ["It rained on Monday.", "Sunday"]
+    lengths = activations.pad_prompts(model, prompts)[1]
+    ok = activations.collect_at_positions(model, prompts, [lengths[0] - 1, lengths[1] - 1], [HOOK])
+    assert ok[HOOK].shape == (2, model.cfg.d_model)
+    for positions in ([lengths[0], 0], [0, -1]):
+        with pytest.raises(ValueError, match="^a position lies outside its prompt; positions count tokens from 0.$"):
+            activations.collect_at_positions(model, prompts, positions, [HOOK])
+    with pytest.raises(ValueError, match="^got 2 prompts but 1 positions; pass one position per prompt.$"):
+        activations.collect_at_positions(model, prompts, [0], [HOOK])
+    with pytest.raises(ValueError, match="^the prompt list is empty; pass at least one prompt.$"):
+        activations.collect_at_positions(model, [], [], [HOOK])
+
+
+def test_batches_of_sorted_lengths_come_back_in_the_prompts_order(model):
+    """Five prompts of different lengths, batched two by two after sorting: each row is its own prompt's."""
+    prompts = ["A long sentence about what happened on Monday.", "Friday", "We met on Sunday.", "Tuesday it is.",
+               "It was, as it always is, a very quiet Thursday."]  # fmt: skip
+    words = ["Monday", "Friday", "Sunday", "Tuesday", "Thursday"]
+    batched = activations.collect_at_words(model, prompts, words, [HOOK], batch_size=2)[HOOK]
+    for i, (prompt, word) in enumerate(zip(prompts, words)):
+        alone = activations.collect_at_words(model, [prompt], [word], [HOOK])[HOOK][0]
+        torch.testing.assert_close(batched[i], alone, atol=1e-4, rtol=1e-4)
+
+
+def test_corpus_rows_are_128_tokens_by_default(model, tmp_path):
+    out = activations.collect_corpus(model, "smollm2-135m", TEXTS, HOOK, tmp_path)
+    rows = activations.tokenize_corpus(model.tokenizer, TEXTS, 128)
+    assert out.shape == (rows.numel(), model.cfg.d_model) and rows.shape[1] == 128
