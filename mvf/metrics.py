@@ -136,15 +136,15 @@ def _mutual_information_bits(planes: np.ndarray, thetas: np.ndarray, bins: int) 
     rotation = np.concatenate([np.stack([cos, -sin]), np.stack([sin, cos])], axis=1).astype(np.float32)
     centred = (planes - planes.mean(axis=1, keepdims=True)).astype(np.float32)
     out = np.empty((batch, count))
-    chunk = max(1, _WORKSPACE_ELEMENTS // (2 * n * count))
+    chunk = max(1, _WORKSPACE_ELEMENTS // (2 * n * count))  # pragma: no mutate (the chunk size changes memory only)
     for start in range(0, batch, chunk):
         rotated = centred[start : start + chunk] @ rotation
         bin_of = _bin_index(rotated, bins)
         m = rotated.shape[0] * count
         cells = bin_of[..., :count] * bins + bin_of[..., count:]
-        cells += (np.arange(m, dtype=np.int32) * bins * bins).reshape(-1, 1, count)
+        cells += (np.arange(m, dtype=np.int32) * bins * bins).reshape(-1, 1, count)  # pragma: no mutate (int32 or 64, -1 or -2: numpy reads both alike)
         joint = np.bincount(cells.ravel(), minlength=m * bins * bins).reshape(m, bins, bins) / n
-        out[start : start + chunk] = _joint_mutual_information(joint).reshape(-1, count)
+        out[start : start + chunk] = _joint_mutual_information(joint).reshape(-1, count)  # pragma: no mutate (reshape reads -2 as -1)
     return out / np.log(2.0)
 
 
@@ -153,9 +153,9 @@ def _bin_index(values: np.ndarray, bins: int) -> np.ndarray:
     low = values.min(axis=1, keepdims=True)
     high = values.max(axis=1, keepdims=True)
     width = high - low
-    # np.histogram widens a zero range to ±0.5; any constant column lands in one bin either way.
-    index = ((values - low) * (bins / np.where(width > 0, width, 1.0))).astype(np.int32)
-    return np.minimum(index, bins - 1, out=index)
+    # np.histogram widens a zero range to ±0.5; any constant column lands in one bin either way (scale 0: bin 0).
+    scale = bins / np.where(width > 0, width, np.inf)
+    return np.minimum(((values - low) * scale).astype(np.int32), bins - 1)
 
 
 def _joint_mutual_information(joint: np.ndarray) -> np.ndarray:

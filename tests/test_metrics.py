@@ -135,3 +135,52 @@ def test_the_reducibility_table_names_each_plane_with_its_indices_and_class(plan
         assert table.loc[name, "M"] == pytest.approx(metrics.mixture_index(plane))
     assert list(table["class"]) == ["irreducible", "mixture", "separable"]
     assert not table["M"].equals(metrics.reducibility_table(chosen, epsilon=0.3)["M"])
+
+
+def test_s_does_not_depend_on_a_far_offset_or_a_tiny_scale(planes):
+    """Far from the origin float32 cannot place points in bins unless the planes are centred first (in float64);
+    at a scale far below 1 the bins are the data's range, not a unit."""
+    circle = planes["circle"][:1000]
+    reference = metrics.separability_index(circle)
+    assert reference > 0.5
+    assert metrics.separability_index(circle + np.array([1e6, -1e6])) == pytest.approx(reference, abs=1e-3)
+    assert metrics.separability_index(1e-3 * circle) == pytest.approx(reference, abs=1e-3)
+
+
+def test_a_plane_on_a_line_has_a_constant_coordinate_and_no_information():
+    """At angle 0 the second coordinate of points on the x axis is exactly constant: one bin, zero bits."""
+    line = np.column_stack([np.linspace(-1, 1, 400), np.zeros(400)])
+    curve = metrics.mutual_information_curve(line)
+    assert curve.bits[0] == pytest.approx(0.0, abs=1e-12) and np.isfinite(curve.bits).all()
+
+
+def test_the_rotation_grid_runs_from_zero_to_two_pi_inclusive():
+    np.testing.assert_allclose(metrics.rotation_angles(5), [0.0, np.pi / 2, np.pi, 3 * np.pi / 2, 2 * np.pi])
+    assert len(metrics.rotation_angles()) == 100
+
+
+def test_the_fewest_bins_and_angles_are_two_and_one(planes):
+    circle = planes["circle"][:400]
+    assert metrics.mutual_information_curve(circle, bins=2, angles=1).bits.shape == (1,)
+    with pytest.raises(ValueError, match="^bins must be at least 2, got 1.$"):
+        metrics.separability_index(circle, bins=1)
+    with pytest.raises(ValueError, match="^angles must be at least 1, got 0.$"):
+        metrics.separability_index(circle, angles=0)
+
+
+def test_a_curve_of_one_plane_gives_floats_and_of_a_batch_arrays(planes):
+    circle = planes["circle"][:400]
+    single = metrics.mutual_information_curve(circle, angles=7)
+    assert isinstance(single.best_angle, float) and isinstance(single.separability, float) and single.bits.shape == (7,)
+    batch = metrics.mutual_information_curve(np.stack([circle, circle[::-1]]), angles=7)
+    assert batch.bits.shape == (2, 7) and batch.separability.shape == batch.best_angle.shape == (2,)
+    assert metrics.separability_index(circle, angles=7) == single.separability
+    assert metrics.separability_index(circle, angles=7) != metrics.separability_index(circle)
+
+
+def test_planes_beyond_one_chunk_are_measured(planes, monkeypatch):
+    """A workspace that holds two planes at a time: every plane of a batch of five is still measured."""
+    stacked = np.stack([planes[name][:400] for name in list(planes)[:5]])
+    whole = metrics.separability_index(stacked)
+    monkeypatch.setattr(metrics, "_WORKSPACE_ELEMENTS", 2 * 2 * 400 * 100)
+    np.testing.assert_array_equal(metrics.separability_index(stacked), whole)
