@@ -1,17 +1,34 @@
 """mvf.tokens with the paper's real tokenizers, offline: answer ids, operand/final positions and BOS, for every task."""
 
+import functools
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from mvf import tasks, tokens
 from mvf.book import paper_tokenizers
 
+TOKENIZERS = ["mistral (tokenizer.model)", "mistral (hub Metaspace normaliser)", "llama 3"]
 
-@pytest.fixture(scope="module", params=["mistral (tokenizer.model)", "mistral (hub Metaspace normaliser)", "llama 3"])
-def tokenizer(request, tmp_path_factory):
-    if request.param == "llama 3":
+
+@functools.cache
+def _paper_tokenizer(name: str):
+    """A paper tokenizer built once per process (seconds each; mutmut's forked workers inherit it). Tests only read
+    it: one that changes a tokenizer builds its own."""
+    if name == "llama 3":
         return paper_tokenizers.llama3()
-    folder = tmp_path_factory.mktemp("mistral")
-    return paper_tokenizers.mistral(folder, metaspace_normaliser="Metaspace" in request.param)
+    folder = Path(tempfile.mkdtemp(prefix="mistral-"))
+    try:
+        return paper_tokenizers.mistral(folder, metaspace_normaliser="Metaspace" in name)
+    finally:
+        shutil.rmtree(folder)  # the tokenizer holds its model in memory
+
+
+@pytest.fixture(scope="module", params=TOKENIZERS)
+def tokenizer(request):
+    return _paper_tokenizer(request.param)
 
 
 def _piece(tokenizer, token_id: int) -> str:
@@ -39,9 +56,9 @@ def test_positions_index_the_model_input_with_and_without_bos(tokenizer, name, b
         assert piece and problem.names[problem.start].endswith(piece), (problem.prompt, found)
 
 
-def test_the_metaspace_normaliser_breaks_the_old_first_token_of_a_spaced_name(tmp_path):
+def test_the_metaspace_normaliser_breaks_the_old_first_token_of_a_spaced_name():
     """Why answers come from the whole continuation: alone, " Monday" starts with a bare "▁▁" under the hub's normaliser."""
-    hub = paper_tokenizers.mistral(tmp_path, metaspace_normaliser=True)
+    hub = _paper_tokenizer("mistral (hub Metaspace normaliser)")
     alone = {hub(" " + day, add_special_tokens=False)["input_ids"][0] for day in tasks.task("weekdays")[0].names}
     assert len(alone) == 1
     assert tokens.answer_token(hub, "Two days from Monday is", "Wednesday") == hub.convert_tokens_to_ids("▁Wednesday")
@@ -63,7 +80,7 @@ def test_bos_follows_the_models_setting():
 
 
 def test_a_words_position_is_its_chosen_occurrence_as_a_whole_word():
-    tokenizer = paper_tokenizers.llama3()
+    tokenizer = _paper_tokenizer("llama 3")
     prompt = "Mondays are slow. Monday, then Monday again."
     ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     first, last = (tokens.word_position(tokenizer, prompt, "Monday", False, occurrence=o) for o in (0, -1))
@@ -76,13 +93,13 @@ def test_a_words_position_is_its_chosen_occurrence_as_a_whole_word():
 
 
 def test_names_that_share_a_first_token_are_refused():
-    tokenizer = paper_tokenizers.llama3()
+    tokenizer = _paper_tokenizer("llama 3")
     with pytest.raises(ValueError, match=r"share first tokens \['ĠMonday'\]"):
         tokens.answer_tokens(tokenizer, "The day is", ["Monday", "Mondayish", "Monkey", "Friday"])
 
 
 def test_a_continuation_that_retokenises_the_prompt_is_refused():
-    tokenizer = paper_tokenizers.llama3()
+    tokenizer = _paper_tokenizer("llama 3")
     with pytest.raises(ValueError, match="re-tokenises the prompt"):
         tokens.answer_token(tokenizer, "The day is Mon", "day", separator="")
     with pytest.raises(ValueError, match="re-tokenises the prompt"):
