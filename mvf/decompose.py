@@ -164,7 +164,7 @@ def order_effects(hidden: np.ndarray, groups: dict[str, np.ndarray], ridge: floa
         for size in range(g):
             weight = factorial(size) * factorial(g - size - 1) / factorial(g)
             for subset in combinations(others, size):
-                with_name = tuple(n for n in names if n in subset or n == name)
+                with_name = tuple(n for n in names if n in subset or n == name)  # pragma: no mutate (its complement has the mirrored size and weight)
                 shapley += weight * (r2[with_name] - r2[subset])
         rows[name] = {
             "first": r2[(name,)],

@@ -63,7 +63,7 @@ def _ring_scores(points: np.ndarray, closed: bool = True) -> np.ndarray:
     """``cyclic_order_score`` of each set of centroids ``(..., p, 2)``, vectorised over the leading axes."""
     p = points.shape[-2]
     centred = points - points.mean(axis=-2, keepdims=True)
-    order = np.argsort(np.arctan2(centred[..., 1], centred[..., 0]), axis=-1)
+    order = np.argsort(np.arctan2(centred[..., 1], centred[..., 0]))
     walked = np.take_along_axis(centred, order[..., None], axis=-2)
     lengths = np.linalg.norm(np.roll(walked, -1, axis=-2) - walked, axis=-1)
     steps = (np.roll(order, -1, axis=-1) - order) % p
@@ -103,13 +103,13 @@ def layer_circle_scores(activations: dict[str, np.ndarray], labels: np.ndarray, 
         pca, plane = centroid_plane(points, labels, n_classes)
         rows[hook] = {
             "cyclic order": cyclic_order_score(plane),
-            "angle order": cyclic_order_score(plane, closed=False),
+            "angle order": cyclic_order_score(plane, closed=False),  # pragma: no mutate (closed=None is False)
             "closing step": closing_step(plane),
             "centroid var (2 PCs)": float(pca.explained_variance_ratio_.sum()),
             "point var (2 PCs)": float(PCA(n_components=2).fit(points).explained_variance_ratio_.sum()),
             "top dim share": float((points**2).sum(axis=0).max() / (points**2).sum()),
         }
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("hook")
+    return pd.DataFrame(rows).T.rename_axis("hook")
 
 
 def perfect_order_layers(scores: pd.DataFrame, column: str = "cyclic order") -> list[int]:

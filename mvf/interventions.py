@@ -283,7 +283,8 @@ def summarize(diffs: dict[str, np.ndarray], wins: dict[str, np.ndarray], groups:
 
 def sweep(
     model, problems: list[Problem], probes_by_hook: dict[str, CircleProbe], clean_by_hook: dict[str, np.ndarray],
-    positions: np.ndarray, position: str, per_problem: int | None = None, batch_size: int = 512, seed: int = 0,
+    positions: np.ndarray, position: str, per_problem: int | None = None, seed: int = 0,
+    batch_size: int = 512,  # pragma: no mutate (the batch size changes the speed, not the logits)
 ) -> pd.DataFrame:  # fmt: skip
     """Effect of every method at every hook: one row per (hook, method) (``summarize``'s columns); every method's pairs go through the model together.
 
@@ -294,17 +295,17 @@ def sweep(
     hook to the values relabelled by ``shuffled_order(period, seed)``.
     A pair's new answer is y' + β at the operand, y' at the final position.
     """
-    period = problems[0].period
+    period = problems[0].period  # pragma: no mutate (the problems of a task share their period)
     index, target = target_pairs(problems, position, per_problem, seed)
     donors = matching_problems(problems, index, target, position)
     order = shuffled_order(period, seed)
     relabelled = order[read_values(problems, position)]
     tables = []
-    for hook, probe in tqdm(probes_by_hook.items(), desc="layers"):
+    for hook, probe in tqdm(probes_by_hook.items(), desc="layers"):  # pragma: no mutate (the bar's look)
         null_probe = fit_circle_probe(clean_by_hook[hook], relabelled, period, k=len(probe.components))
         chosen = methods(probe, clean_by_hook[hook], donors, seed, null_probe, order)
         replaced = {name: method(index, target) for name, method in chosen.items()}
-        table = measure(model, problems, index, donors, hook, positions, replaced, batch_size, seed)
+        table = measure(model, problems, index, donors, hook, positions, replaced, seed, batch_size)
         tables.append(table.assign(hook=hook, layer=check_hook(model, hook)))
     columns = ["hook", "layer", "method"]
     table = pd.concat(tables, ignore_index=True)
@@ -313,7 +314,8 @@ def sweep(
 
 def measure(
     model, problems: list[Problem], index: np.ndarray, donors: np.ndarray, hook: str, positions: np.ndarray,
-    replaced: dict[str, np.ndarray], batch_size: int = 512, seed: int = 0,
+    replaced: dict[str, np.ndarray], seed: int = 0,
+    batch_size: int = 512,  # pragma: no mutate (the batch size changes the speed, not the logits)
 ) -> pd.DataFrame:  # fmt: skip
     """Run every method's replacements through the model and ``summarize`` them, with a ``chance`` column.
 
@@ -415,7 +417,7 @@ def verdict(rows: pd.DataFrame, probe_r2: float | None = None) -> Verdict:
                        f"{probe_r2:.2f}), so there is no circle to patch")  # fmt: skip
     if full["shift from before low"] <= 0:
         return Verdict("inconclusive", f"inconclusive: the full patch shifts the logit difference by "
-                       f"{_interval(full, 'shift from before', '.2f')}, an interval that reaches 0, so there is no "
+                       f"{_interval(full, 'shift from before', '.2f')}, an interval that reaches 0, so there is no "  # pragma: no mutate (.2F differs only for inf and nan)
                        f"effect for the circle to reproduce")  # fmt: skip
     if circle["share from before high"] - circle["share from before low"] > 1:
         return Verdict("inconclusive", f"inconclusive: the circle patch's share of the full patch's shift, "
@@ -478,7 +480,7 @@ def off_circle_grid(
 ) -> np.ndarray:  # fmt: skip
     """``off_circle`` over a grid of radii (the paper's 0–1.9) and angles: probabilities ``(n_radii, n_angles, period)``."""
     return np.stack([off_circle(model, problem, probe, hook, position, base, angles, float(r))
-                     for r in tqdm(radii, desc="radii")])  # fmt: skip
+                     for r in tqdm(radii, desc="radii")])  # fmt: skip  # pragma: no mutate (the bar's look)
 
 
 def angle_answers(angles: np.ndarray, problem: Problem, position: str) -> np.ndarray:

@@ -111,7 +111,8 @@ def in_chat_template(tokenizer, problems: list[Problem]) -> list[Problem]:
     """
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError(f"{type(tokenizer).__name__} has no chat template: the model is a base model, use the plain prompts.")
-    return [replace(p, prompt=tokenizer.apply_chat_template([{"role": "user", "content": p.prompt}], tokenize=False,
+    return [replace(p, prompt=tokenizer.apply_chat_template([{"role": "user", "content": p.prompt}],
+                                                            tokenize=False,  # pragma: no mutate (None is False)
                                                             add_generation_prompt=True), separator="")
             for p in problems]  # fmt: skip
 

@@ -1,5 +1,8 @@
 """mvf.geometry: centroids and the cyclic-order score on planted arrangements."""
 
+import math
+import statistics
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -111,3 +114,43 @@ def test_every_column_of_the_layer_table_is_what_it_says():
     spread = np.linalg.svd(points - points.mean(axis=0), compute_uv=False) ** 2
     assert row["point var (2 PCs)"] == pytest.approx(spread[:2].sum() / spread.sum())
     assert row["top dim share"] == pytest.approx((points[:, 5] ** 2).sum() / (points**2).sum())
+
+
+def _reference_order_score(plane: np.ndarray, closed: bool = True) -> float:
+    """The cyclic-order score as its docstring states it, one step at a time."""
+    p = len(plane)
+    centre = plane.mean(axis=0)
+    walk = sorted(range(p), key=lambda i: math.atan2(plane[i, 1] - centre[1], plane[i, 0] - centre[0]))
+    lengths = [float(np.linalg.norm(plane[walk[(j + 1) % p]] - plane[walk[j]])) for j in range(p)]
+    limit = geometry.CLOSING_STEP * statistics.median(lengths)
+    counts = []
+    for direction in (1, p - 1):
+        steps = [(walk[j], walk[(j + 1) % p]) for j in range(p)]
+        counts.append(sum((b - a) % p == direction and not (closed and {a, b} == {0, p - 1} and lengths[j] > limit)
+                          for j, (a, b) in enumerate(steps)))  # fmt: skip
+    return max(counts) / p
+
+
+@pytest.mark.parametrize("p", [5, 7, 12])
+def test_the_score_of_random_arrangements_is_the_stated_walk(p):
+    rng = np.random.default_rng(p)
+    for plane in rng.normal(size=(200, p, 2)) + rng.normal(scale=3.0, size=(200, 1, 2)):
+        for closed in (True, False):
+            assert geometry.cyclic_order_score(plane, closed) == pytest.approx(_reference_order_score(plane, closed))
+
+
+def test_the_chance_level_is_the_mean_score_of_seeded_random_arrangements():
+    samples = np.random.default_rng(4).normal(size=(2000, 1, 7, 2))
+    wanted = np.mean([_reference_order_score(sample[0]) for sample in samples])
+    assert geometry.random_order_score(7, draws=2000, seed=4) == pytest.approx(wanted)
+    assert geometry.random_order_score(7) == geometry.random_order_score(7, draws=20_000, seed=0)
+    assert geometry.random_order_score(7) != geometry.random_order_score(7, seed=1)
+
+
+def test_a_closing_step_exactly_at_the_limit_closes_the_ring(monkeypatch):
+    """A unit square in calendar order: every step 1; with the limit at 1 × the median the closing step still counts."""
+    square = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    monkeypatch.setattr(geometry, "CLOSING_STEP", 1.0)
+    assert geometry.cyclic_order_score(square) == 1.0
+    monkeypatch.setattr(geometry, "CLOSING_STEP", 0.99)
+    assert geometry.cyclic_order_score(square) == 0.75

@@ -1,5 +1,6 @@
 """mvf.interventions: exactness of the patches, no-op patches, and batched vs one-at-a-time agreement."""
 
+import inspect
 import warnings
 
 import numpy as np
@@ -457,3 +458,54 @@ def test_the_verdicts_sentences_say_what_was_measured():
     plain = interventions.verdict(_table())
     assert plain.sentence.startswith("the circle patch does 90% [80%, 100%] of the full patch's shift") and "nulls" not in plain.sentence
     assert plain.sentence.endswith("against 0.50 for the full patch: this matches the paper")
+
+
+def test_a_sweep_measures_every_method_at_each_hook_with_its_seed(model, setup):
+    """The sweep against its definition: at each hook, ``measure`` of ``methods`` (the null's probe fitted to the
+    seeded relabelling, of the probe's rank) on the seeded pairs and their donors; rows of the hooks one after another."""
+    problems, positions, clean, _ = setup
+    problems, positions, clean = problems[:7], positions[:7], clean[:7]
+    starts = np.array([p.start for p in problems])
+    other = "blocks.2.hook_resid_post"
+    clean_by_hook = {HOOK: clean, other: clean[::-1].copy()}
+    fitted = {hook: probes.fit_circle_probe(acts, starts if hook == HOOK else starts[::-1], 7, k=3) for hook, acts in clean_by_hook.items()}
+    table = interventions.sweep(model, problems, fitted, clean_by_hook, positions, "operand", per_problem=1, seed=5)
+    assert table.index.equals(pd.RangeIndex(len(table))) and list(table.columns[:3]) == ["hook", "layer", "method"]
+    index, target = interventions.target_pairs(problems, "operand", 1, 5)
+    donors = interventions.matching_problems(problems, index, target, "operand")
+    order = interventions.shuffled_order(7, 5)
+    null = probes.fit_circle_probe(clean, order[starts], 7, k=3)
+    made = {name: method(index, target) for name, method in interventions.methods(fitted[HOOK], clean, donors, 5, null, order).items()}
+    wanted = interventions.measure(model, problems, index, donors, HOOK, positions, made, seed=5)
+    got = table[table["hook"] == HOOK].drop(columns=["hook", "layer"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, wanted, atol=1e-5, rtol=1e-5)
+    assert set(table.loc[table["hook"] == other, "layer"]) == {2}
+    for function in (interventions.sweep, interventions.measure, interventions.position_sweep):
+        assert inspect.signature(function).parameters["seed"].default == 0, function.__name__
+
+
+def test_off_circle_defaults_to_the_unit_circle(model, setup):
+    problems, positions, clean, probe = setup
+    angles = np.array([0.5, 3.0])
+    default = interventions.off_circle(model, problems[2], probe, HOOK, positions[2], clean.mean(axis=0), angles)
+    unit = interventions.off_circle(model, problems[2], probe, HOOK, positions[2], clean.mean(axis=0), angles, 1.0)
+    np.testing.assert_array_equal(default, unit)
+
+
+def test_implied_answers_are_integers():
+    assert interventions.angle_answers(np.array([0.1, 2.0]), tasks.weekdays()[0], "final").dtype.kind == "i"
+
+
+def test_two_nulls_are_listed_and_both_named_when_both_do_as_much():
+    both = _table(null={"share from before": 0.9, "share from before low": 0.8, "accuracy": 0.45})
+    both.loc[interventions.NULLS[1]] = both.loc[interventions.NULLS[0]]
+    sentence = interventions.verdict(both).sentence
+    assert ("the nulls do 90% (circle patch, shuffled-order probe; wins 0.45) and 90% (random-plane patch; wins 0.45), "
+            "so circle patch, shuffled-order probe and random-plane patch does as much as the circle") in sentence  # fmt: skip
+
+
+def test_the_verdict_without_nulls_says_nothing_of_them():
+    assert interventions.verdict(_table()).sentence == (
+        "the circle patch does 90% [80%, 100%] of the full patch's shift in logit difference from before (the mean "
+        "ablation 40%; 50% [30%, 70%] measured from it); the new answer wins in 0.45 of the pairs against 0.50 for the "
+        "full patch: this matches the paper")  # fmt: skip

@@ -12,6 +12,7 @@ def test_problem_sets_match_the_paper():
     weekdays, months = tasks.weekdays(), tasks.months()
     assert len(weekdays) == 49 and len(months) == 144
     assert weekdays[0].prompt == "Let's do some days of the week math. One day from Monday is"
+    assert weekdays[9].prompt == "Let's do some days of the week math. Two days from Wednesday is"
     assert months[0].prompt == "Let's do some calendar math. One months from January is"
     assert all(DAYS[(p.start + p.shift) % 7] == DAYS[p.answer] for p in weekdays)
     assert {(p.start, p.shift) for p in months} == {(s, n) for s in range(12) for n in range(1, 13)}
