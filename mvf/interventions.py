@@ -349,7 +349,7 @@ def position_sweep(
     when given); returns ``probes.quality_by_layer``'s table and ``sweep``'s,
     each with a ``position`` column.
     """
-    period = problems[0].period
+    period = problems[0].period  # pragma: no mutate (the problems of a task share their period)
     where = np.array([positions_in(model.tokenizer, p, prepends_bos(model))[position] for p in problems])
     values = read_values(problems, position)
     clean = collect_at_positions(model, [p.prompt for p in problems], where, hooks, cache_dir=cache_dir)

@@ -262,14 +262,21 @@ def _allowed_effects(model, problems, rows, old, new):
     return interventions.pair_effects(allowed, old, new)
 
 
-def test_the_position_sweep_at_the_last_residual_measures_what_unpatched_runs_give(model):
+def test_the_position_sweep_at_the_last_residual_measures_what_unpatched_runs_give(model, tmp_path):
     """At the final token of the last block a full patch is the donor's own run and "before" the problem's: their
     logit differences and accuracies must equal those of unpatched forward passes, computed here independently."""
     problems = tasks.task("weekday-successor")[:7]  # the lists of two names: every donor is among them
     last = f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"
     hooks = ["blocks.0.hook_resid_post", last]
-    quality, effects = interventions.position_sweep(model, problems, "final", hooks, [last], k=3, per_problem=1, seed=2)
+    quality, effects = interventions.position_sweep(model, problems, "final", hooks, [last], k=3, per_problem=1, seed=2,
+                                                    cache_dir=tmp_path)  # fmt: skip
     assert list(quality["layer"]) == [0, 1] and set(quality["position"]) == {"final"}
+    assert len(list(tmp_path.glob("prompts-*"))) == 1, "the clean activations go to the cache given"
+    finals = [tasks.positions(model.tokenizer, p, bos=False)["final"] for p in problems]
+    clean = activations.collect_at_positions(model, [p.prompt for p in problems], finals, hooks)
+    wanted = probes.quality_by_layer({h: a.numpy().astype(np.float64) for h, a in clean.items()},
+                                     np.array([p.answer for p in problems]), 7, k=3, seed=2)  # fmt: skip
+    pd.testing.assert_frame_equal(quality.drop(columns="position"), wanted, atol=1e-12, rtol=1e-9)
     assert set(effects["hook"]) == {last} and set(effects["layer"]) == {model.cfg.n_layers - 1}
     assert set(effects["position"]) == {"final"} and np.allclose(effects["chance"], 1 / 7)
     assert set(interventions.NULLS) <= set(effects["method"])
@@ -482,6 +489,7 @@ def test_a_sweep_measures_every_method_at_each_hook_with_its_seed(model, setup):
     assert set(table.loc[table["hook"] == other, "layer"]) == {2}
     for function in (interventions.sweep, interventions.measure, interventions.position_sweep):
         assert inspect.signature(function).parameters["seed"].default == 0, function.__name__
+    assert inspect.signature(interventions.position_sweep).parameters["k"].default == probes.DEFAULT_K  # the paper's 5
 
 
 def test_off_circle_defaults_to_the_unit_circle(model, setup):
