@@ -88,7 +88,7 @@ bench: $(STAMP)
 MUTMUT := mutmut==3.8.1
 mutants: $(STAMP)
 	$(BIN)/python -m pip install -q $(MUTMUT)
-	rm -rf mutants
+	rm -rf mutants && mkdir -p _build
 	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/mutmut run --max-children 2 > _build/mutmut.log 2>&1 || true
 	$(BIN)/python scripts/mutant_scores.py
 

@@ -1,6 +1,5 @@
 """mvf.interventions: exactness of the patches, no-op patches, and batched vs one-at-a-time agreement."""
 
-import inspect
 import warnings
 
 import numpy as np
@@ -487,9 +486,12 @@ def test_a_sweep_measures_every_method_at_each_hook_with_its_seed(model, setup):
     got = table[table["hook"] == HOOK].drop(columns=["hook", "layer"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(got, wanted, atol=1e-5, rtol=1e-5)
     assert set(table.loc[table["hook"] == other, "layer"]) == {2}
-    for function in (interventions.sweep, interventions.measure, interventions.position_sweep):
-        assert inspect.signature(function).parameters["seed"].default == 0, function.__name__
-    assert inspect.signature(interventions.position_sweep).parameters["k"].default == probes.DEFAULT_K  # the paper's 5
+    default = interventions.measure(model, problems, index, donors, HOOK, positions, made)
+    pd.testing.assert_frame_equal(default, interventions.measure(model, problems, index, donors, HOOK, positions, made, seed=0))
+    assert not default.equals(wanted)  # seed 5's bootstrap
+    one = {HOOK: fitted[HOOK]}, {HOOK: clean}, positions, "operand"
+    default = interventions.sweep(model, problems, *one, per_problem=1)
+    pd.testing.assert_frame_equal(default, interventions.sweep(model, problems, *one, per_problem=1, seed=0))
 
 
 def test_off_circle_defaults_to_the_unit_circle(model, setup):
