@@ -29,6 +29,8 @@ from mvf.cache import CACHE_DIR, sha256_file, write_atomically
 PROMPT_CACHE = CACHE_DIR / "prompt-activations"
 CORPUS_CACHE = CACHE_DIR / "corpus-activations"
 _BLOCK_HOOK = re.compile(r"^blocks\.(\d+)\.(.+)$")
+# What the shards of each cache hold: part of the cache key, so that a change of precision is a new cache.
+PROMPT_DTYPE, CORPUS_DTYPE = "float32", "float16"
 
 
 def check_hook(model, hook: str) -> int:
@@ -94,19 +96,18 @@ def collect_at_positions(
     cache = None
     if cache_dir is not None:
         settings = dict(weights=weights_fingerprint(model), hooks=hooks, tokens=ids_hash(tokens, lengths),
-                        positions=positions, batch_size=batch_size,
-                        dtype="float32")  # pragma: no mutate (a label of what the shards hold)
+                        positions=positions, batch_size=batch_size, dtype=PROMPT_DTYPE)
         cache = ShardCache(Path(cache_dir) / f"prompts-{settings_key(settings)}", settings)
     shards = []
     starts = range(0, len(prompts), batch_size)
     for index, start in enumerate(tqdm(starts, desc="prompts", leave=False)):  # pragma: no mutate (the bar's look)
         rows = order[start : start + batch_size]
         shape = (len(rows), len(hooks), model.cfg.d_model)
-        shard = cache.load(index, shape) if cache else None
+        shard = cache.load(index, shape) if cache is not None else None
         if shard is None:
             shard = forward_at_positions(model, tokens[torch.from_numpy(rows), : max(lengths[i] for i in rows)],
                                          [positions[i] for i in rows], hooks)  # fmt: skip
-            if cache:
+            if cache is not None:
                 cache.save(index, shard)
         shards.append(shard)
     stacked = np.concatenate(shards)[np.argsort(order)]
@@ -232,7 +233,8 @@ def tokenize_corpus(tokenizer, texts: Sequence[str], seq_len: int, bos: bool = F
         raise ValueError(f"the corpus has {len(ids)} tokens, fewer than one row of seq_len={seq_len}.")
     table = torch.tensor(ids[: rows * width]).reshape(rows, width)
     if bos:
-        table = torch.cat([torch.full((rows, 1), tokens_.encode(tokenizer, "", True)[0]), table], dim=1)
+        bos_id = tokens_.encode(tokenizer, "", True)[0]  # pragma: no mutate (with any text BOS comes first)
+        table = torch.cat([torch.full((rows, 1), bos_id), table], dim=1)
     return table
 
 
@@ -277,7 +279,7 @@ def collect_corpus(
     cache_dir: str | os.PathLike,
     seq_len: int = 128,
     batch_size: int = 16,  # pragma: no mutate (the batch size changes the speed, not the activations)
-    rows_per_shard: int = 64,
+    rows_per_shard: int = 64,  # pragma: no mutate (the shard size changes the files, not the activations)
 ) -> np.ndarray:
     """Activations at every token of a corpus: ``(n_rows * seq_len, d_model)`` float16, cached on disk.
 
@@ -290,8 +292,7 @@ def collect_corpus(
     layer = check_hook(model, hook)
     tokens = tokenize_corpus(model.tokenizer, texts, seq_len, tokens_.prepends_bos(model))
     settings = dict(model=model_name, weights=weights_fingerprint(model), hook=hook, tokens=ids_hash(tokens),
-                    seq_len=seq_len, batch_size=batch_size,
-                    dtype="float16")  # pragma: no mutate (a label of what the shards hold)
+                    seq_len=seq_len, batch_size=batch_size, dtype=CORPUS_DTYPE)
     cache = ShardCache(Path(cache_dir) / f"{model_name}-{hook}-{settings_key(settings)}", settings)
     shards = []
     starts = range(0, len(tokens), rows_per_shard)

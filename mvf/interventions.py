@@ -229,7 +229,7 @@ def pair_effects(allowed_logits: torch.Tensor, old: np.ndarray, new: np.ndarray)
 
     ``allowed_logits``: ``(n, period)``, the logits of the allowed answers after each prompt, in calendar order.
     """
-    allowed = allowed_logits.numpy().astype(np.float64)
+    allowed = allowed_logits.numpy().astype(np.float64)  # pragma: no mutate (astype(None) is float64 too)
     rows = np.arange(len(old))
     return allowed[rows, new] - allowed[rows, old], allowed.argmax(axis=1) == new
 
@@ -353,7 +353,7 @@ def position_sweep(
     where = np.array([positions_in(model.tokenizer, p, prepends_bos(model))[position] for p in problems])
     values = read_values(problems, position)
     clean = collect_at_positions(model, [p.prompt for p in problems], where, hooks, cache_dir=cache_dir)
-    clean = {hook: acts.numpy().astype(np.float64) for hook, acts in clean.items()}
+    clean = {hook: acts.numpy().astype(np.float64) for hook, acts in clean.items()}  # pragma: no mutate (None: float64 too)
     quality = quality_by_layer(clean, values, period, k=k, seed=seed).assign(position=position)
     fitted = {hook: fit_circle_probe(clean[hook], values, period, k=k) for hook in sweep_hooks}
     effects = sweep(model, problems, fitted, clean, where, position, per_problem=per_problem, seed=seed)
@@ -479,8 +479,8 @@ def off_circle_grid(
     angles: np.ndarray, radii: np.ndarray,
 ) -> np.ndarray:  # fmt: skip
     """``off_circle`` over a grid of radii (the paper's 0–1.9) and angles: probabilities ``(n_radii, n_angles, period)``."""
-    return np.stack([off_circle(model, problem, probe, hook, position, base, angles, float(r))
-                     for r in tqdm(radii, desc="radii")])  # fmt: skip  # pragma: no mutate (the bar's look)
+    bar = tqdm(radii, desc="radii")  # pragma: no mutate (the bar's look)
+    return np.stack([off_circle(model, problem, probe, hook, position, base, angles, float(r)) for r in bar])
 
 
 def angle_answers(angles: np.ndarray, problem: Problem, position: str) -> np.ndarray:

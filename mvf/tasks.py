@@ -117,7 +117,10 @@ def in_chat_template(tokenizer, problems: list[Problem]) -> list[Problem]:
             for p in problems]  # fmt: skip
 
 
-def final_logits(model, problems: list[Problem], batch_size: int = 32) -> torch.Tensor:
+def final_logits(
+    model, problems: list[Problem],
+    batch_size: int = 32,  # pragma: no mutate (the batch size changes the speed, not the logits)
+) -> torch.Tensor:
     """Next-token logits at each prompt's last token: ``(n_problems, d_vocab)``; right-padded batches."""
     tokens, lengths = pad_prompts(model, [p.prompt for p in problems])
     last = torch.tensor(lengths) - 1

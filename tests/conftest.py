@@ -48,3 +48,17 @@ def executed_chapters():
     env = {"MVF_CACHE": str(CACHE_DIR), perturbation.ENV: PERTURBATION}
     timings = execute.execute_book(force=not os.environ.get("MVF_REUSE_EXECUTED"), env=env)
     return {"timings": timings, "cache": CACHE_DIR, "cold": cold, "env": env}
+
+
+@pytest.fixture
+def bos_adding_tokenizer():
+    """Llama 3's tokenizer as the hub ships it: BOS in front of every call unless ``add_special_tokens=False``."""
+    from tokenizers.processors import TemplateProcessing
+
+    from mvf.book import paper_tokenizers
+
+    tokenizer = paper_tokenizers.llama3()
+    bos = tokenizer.bos_token
+    tokenizer.backend_tokenizer.post_processor = TemplateProcessing(single=f"{bos} $A", special_tokens=[(bos, tokenizer.bos_token_id)])
+    assert tokenizer("Monday")["input_ids"][0] == tokenizer.bos_token_id
+    return tokenizer

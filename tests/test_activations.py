@@ -1,5 +1,7 @@
 """mvf.activations: positions from the tokenisation, collection, and the shard cache's guarantees."""
 
+import hashlib
+
 import numpy as np
 import pytest
 import torch
@@ -284,3 +286,41 @@ def test_corpus_rows_are_128_tokens_by_default(model, tmp_path):
     out = activations.collect_corpus(model, "smollm2-135m", TEXTS, HOOK, tmp_path)
     rows = activations.tokenize_corpus(model.tokenizer, TEXTS, 128)
     assert out.shape == (rows.numel(), model.cfg.d_model) and rows.shape[1] == 128
+
+
+def test_the_corpus_hash_is_of_the_texts_and_their_boundaries():
+    texts = ["On Monday.", "Then Friday."]
+    digest = hashlib.sha256(b"On Monday.\x00Then Friday.\x00").hexdigest()[:16]
+    assert activations.corpus_hash(texts) == activations.corpus_hash(tuple(texts)) == digest
+    assert activations.corpus_hash(["On Monday.Then", " Friday."]) != digest
+
+
+def test_corpus_rows_hold_the_texts_tokens_once_each_and_bos_only_when_asked(bos_adding_tokenizer):
+    texts = ["On Monday.", "Then Friday, in March."]
+    rows = activations.tokenize_corpus(bos_adding_tokenizer, texts, 4)
+    ids = [i for text in texts for i in [*bos_adding_tokenizer(text, add_special_tokens=False)["input_ids"], bos_adding_tokenizer.eos_token_id]]
+    assert rows.flatten().tolist() == ids[: rows.numel()]  # no BOS by default, not even the tokenizer's own
+    with_bos = activations.tokenize_corpus(bos_adding_tokenizer, texts, 4, bos=True)
+    assert (with_bos[:, 0] == bos_adding_tokenizer.bos_token_id).all() and with_bos[:, 1:].flatten().tolist() == ids[: with_bos[:, 1:].numel()]
+
+
+def test_a_model_that_takes_bos_gets_corpus_rows_that_start_with_it(model, tmp_path, monkeypatch):
+    seen = []
+    real = activations.forward_rows
+    monkeypatch.setattr(activations, "forward_rows", lambda m, rows, *a, **k: seen.append(rows) or real(m, rows, *a, **k))
+    model.cfg.default_prepend_bos = True
+    try:
+        activations.collect_corpus(model, "smollm2-135m", TEXTS, HOOK, tmp_path, seq_len=32)
+    finally:
+        model.cfg.default_prepend_bos = False
+    assert all((rows[:, 0] == model.tokenizer.bos_token_id).all() for rows in seen)
+
+
+def test_two_corpora_keep_their_own_caches(model, tmp_path, monkeypatch):
+    other = [text.replace("river", "sea") for text in TEXTS]
+    for texts in (TEXTS, other):
+        activations.collect_corpus(model, "smollm2-135m", texts, HOOK, tmp_path, seq_len=32)
+    monkeypatch.setattr(activations, "forward_rows", lambda *a, **k: pytest.fail("the first corpus's cache was lost"))
+    activations.collect_corpus(model, "smollm2-135m", TEXTS, HOOK, tmp_path, seq_len=32)
+    with pytest.raises(ValueError, match="^the corpus is empty; pass at least one text.$"):
+        activations.collect_corpus(model, "smollm2-135m", [], HOOK, tmp_path)

@@ -278,7 +278,7 @@ def test_the_position_sweep_at_the_last_residual_measures_what_unpatched_runs_gi
     pd.testing.assert_frame_equal(quality.drop(columns="position"), wanted, atol=1e-12, rtol=1e-9)
     assert set(effects["hook"]) == {last} and set(effects["layer"]) == {model.cfg.n_layers - 1}
     assert set(effects["position"]) == {"final"} and np.allclose(effects["chance"], 1 / 7)
-    assert set(interventions.NULLS) <= set(effects["method"])
+    assert set(interventions.NULLS) | {"PCA-3 patch"} <= set(effects["method"])  # the sweep's probes are of rank k
     table = effects.set_index("method")
     index, target = interventions.target_pairs(problems, "final", per_problem=1, seed=2)
     donors = interventions.matching_problems(problems, index, target, "final")

@@ -107,16 +107,10 @@ def test_a_continuation_that_retokenises_the_prompt_is_refused():
     assert tokens.answer_token(tokenizer, "The day is", "Monday", separator=" ") == tokenizer.convert_tokens_to_ids("ĠMonday")
 
 
-def test_a_tokenizer_that_adds_bos_by_default_gets_it_once():
+def test_a_tokenizer_that_adds_bos_by_default_gets_it_once(bos_adding_tokenizer):
     """The hub's Llama 3 tokenizer puts BOS in front of every call unless told not to: answers, positions and
     encodings must come out as with a tokenizer that does not."""
-    from tokenizers.processors import TemplateProcessing
-
-    tokenizer = paper_tokenizers.llama3()
-    bos = tokenizer.bos_token
-    tokenizer.backend_tokenizer.post_processor = TemplateProcessing(single=f"{bos} $A", special_tokens=[(bos, tokenizer.bos_token_id)])
-    plain = _paper_tokenizer("llama 3")
-    assert tokenizer("Monday")["input_ids"][0] == tokenizer.bos_token_id  # the planted default
+    tokenizer, plain = bos_adding_tokenizer, _paper_tokenizer("llama 3")
     problem = tasks.weekdays()[9]
     assert tokens.answer_token(tokenizer, problem.prompt, "Friday") == tokens.answer_token(plain, problem.prompt, "Friday")
     assert tokens.answer_tokens(tokenizer, problem.prompt, problem.names) == tokens.answer_tokens(plain, problem.prompt, problem.names)
