@@ -146,7 +146,7 @@ def spectral_clusters(
         if "tolerance" in str(warning.message):
             warnings.warn("the spectral embedding's eigensolver (LOBPCG with multigrid) stopped before its tolerance; "
                           "the clusters are approximate (more n_neighbours, or fewer clusters, converge better).",
-                          stacklevel=2)  # fmt: skip  # pragma: no mutate (mutmut's wrapper adds a frame: there 3 is the caller too)
+                          stacklevel=2)  # fmt: skip
         else:
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)  # pragma: no mutate (the category comes from the message, a Warning)
     return labels
