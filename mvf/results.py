@@ -22,8 +22,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from mvf.book import ROOT
 from mvf.cache import write_atomically
-
 
 
 def results_dir() -> Path:
@@ -35,8 +35,7 @@ def results_dir() -> Path:
     """
     if "MVF_RESULTS" in os.environ:
         return Path(os.environ["MVF_RESULTS"])
-    checkout = Path(__file__).resolve().parents[1]
-    return checkout / "results" if (checkout / "_toc.yml").exists() else Path.cwd() / "results"
+    return ROOT / "results"
 
 
 RESULTS_DIR = results_dir()

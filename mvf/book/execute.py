@@ -36,10 +36,9 @@ from typing import Any
 import nbformat
 from nbclient import NotebookClient
 
-from mvf.book import perturbation
+from mvf.book import ROOT, perturbation
 from mvf.cache import write_atomically
 
-ROOT = Path(__file__).resolve().parents[2]
 EXECUTED = ROOT / "_build" / "executed"
 JUPYTER_CACHE = ROOT / "_build" / ".jupyter_cache"
 # Shorter than nbclient's iopub_timeout (4 s), its wait for a cell's last outputs after the reply.

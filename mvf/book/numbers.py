@@ -30,12 +30,12 @@ from typing import TYPE_CHECKING, Callable, Mapping
 import numpy as np
 import pandas as pd
 
+from mvf.book import ROOT
 from mvf.cache import write_atomically
 
 if TYPE_CHECKING:
     import nbformat
 
-ROOT = Path(__file__).resolve().parents[2]
 STORED = ROOT / "book" / "numbers"
 # myst-nb's prefix for a glued value that is not displayed where it is glued (myst_nb.ext.glue.GLUE_PREFIX).
 GLUE_PREFIX = "application/papermill.record/"

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parents[2]
+from mvf.book import ROOT
+
 SANITIZE = ROOT / "book" / "sanitize.cfg"
 # Outputs that belong to a widget (an explorer), never to a library's progress bar.
 WIDGET = "application/vnd.jupyter.widget-view+json"

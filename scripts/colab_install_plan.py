@@ -1,0 +1,76 @@
+"""What `pip install mvf` would change on Colab, without a Colab: pip's own dry run in a virtual environment that holds
+Colab's packages at Colab's versions (as metadata only: pip decides from the installed distributions' names and
+versions, not their files).
+
+    python scripts/colab_install_plan.py [--freeze scripts/colab-gpu-freeze.txt] [--python python3.13]
+
+Prints each package the install would add and each of Colab's it would replace; exits 1 when it would replace one.
+Needs PyPI.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def colab_versions(freeze: Path) -> dict[str, str]:
+    """``{canonical name: version}`` from a ``name==version`` freeze file (comments skipped)."""
+    pairs = (line.split("==") for line in freeze.read_text().splitlines() if "==" in line and not line.startswith("#"))
+    return {canonicalize_name(name): version for name, version in pairs}
+
+
+def fake_installed(site_packages: Path, versions: dict[str, str]) -> None:
+    """A ``.dist-info`` per package, with the metadata pip reads to decide whether an installed version will do."""
+    for name, version in versions.items():
+        if name in {"pip", "setuptools", "wheel"}:
+            continue
+        info = site_packages / f"{name.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        (info / "INSTALLER").write_text("pip\n")
+        (info / "RECORD").write_text("")
+
+
+def plan(python: str, versions: dict[str, str]) -> list[tuple[str, str]]:
+    """``[(name, version)]`` that ``pip install "mvf @ file://<repo>"`` would install beside ``versions``."""
+    with tempfile.TemporaryDirectory() as folder:
+        env = Path(folder) / "colab"
+        subprocess.run([python, "-m", "venv", str(env)], check=True)
+        purelib = subprocess.run([env / "bin/python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                 check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+        fake_installed(Path(purelib), versions)
+        report = Path(folder) / "report.json"
+        command = [env / "bin/python", "-m", "pip", "install", "--dry-run", "--quiet", "--report", report, f"mvf @ file://{REPO}"]
+        subprocess.run(command, check=True, env={"PATH": "/usr/bin:/bin", "HOME": str(Path.home()), "PIP_CONSTRAINT": "", "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+        installs = json.loads(report.read_text())["install"]
+    return [(canonicalize_name(item["metadata"]["name"]), item["metadata"]["version"]) for item in installs]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--freeze", type=Path, default=REPO / "scripts/colab-gpu-freeze.txt")
+    parser.add_argument("--python", default="python3.13", help="Colab's Python (3.13 since 2026-08)")
+    args = parser.parse_args()
+    versions = colab_versions(args.freeze)
+    replaced, added = [], []
+    for name, version in plan(args.python, versions):
+        if name in versions:
+            replaced.append(f"{name} {versions[name]} -> {version}")
+        elif name != "mvf":
+            added.append(f"{name} {version}")
+    print(f"Installing mvf beside Colab's {len(versions)} packages ({args.freeze.name}):")
+    print(f"  adds {len(added)}: {', '.join(added) or 'nothing'}")
+    print(f"  replaces {len(replaced)} of Colab's: {', '.join(replaced) or 'none'}")
+    return 1 if replaced else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
