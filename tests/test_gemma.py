@@ -1,7 +1,6 @@
 """The second real model, Gemma 3 270M (base): joined from its PyPI chunk packages, loaded offline, its tokens and
 positions right for every task (with BOS), and it computes the successor tasks."""
 
-import functools
 import importlib
 import types
 
@@ -13,14 +12,21 @@ from mvf import models, tasks, tokens
 GEMMA = "gemma-3-270m"
 
 
-@functools.cache
-def _gemma():
-    return models.load_model(GEMMA, device="cpu")
+def _loadable():
+    """At mvf's lowest declared transformers (``make lowest``) Gemma is refused, as the last test checks; the tests of
+    the model itself then have nothing to run on."""
+    import transformers
+    from packaging.version import Version
+
+    needs = models.profile(GEMMA).needs_transformers
+    if Version(transformers.__version__) < Version(needs):
+        pytest.skip(f"Gemma 3 needs transformers >= {needs}, this is {transformers.__version__}; refused as tested below")
 
 
 @pytest.fixture(scope="module")
 def gemma():
-    return _gemma()
+    _loadable()
+    return models.load_model(GEMMA, device="cpu")
 
 
 def test_loads_offline_from_its_packages_with_the_profiles_shape(gemma):
@@ -50,10 +56,10 @@ def test_every_tasks_answers_and_positions_with_bos(gemma, name):
         assert tokenizer.decode([ids[found["operand"]]]).strip() == problem.names[problem.start]
 
 
-def test_it_names_the_next_day_and_month():
+def test_it_names_the_next_day_and_month(gemma):
     """The successor tasks, through the chapters' evaluation: Gemma 3 270M answers them (SmolLM2 only partly)."""
     for name in ("weekday-successor", "month-successor"):
-        summary, _ = tasks.evaluate(_gemma(), tasks.task(name))
+        summary, _ = tasks.evaluate(gemma, tasks.task(name))
         assert summary["allowed"] >= 0.9, (name, summary)
 
 
@@ -103,3 +109,20 @@ def test_an_older_transformers_is_refused_with_the_fix(monkeypatch):
     with pytest.raises(RuntimeError, match=r"needs transformers >= 5.18.*this is transformers 5.15.0\.\nRun `pip install -U"):
         models.load_model(GEMMA, device="cpu")
     models.check_transformers(models.profile("smollm2-135m"))  # SmolLM2 loads right with any 5.x
+
+
+@pytest.mark.parametrize("task", ["weekday-successor"])
+def test_its_stored_sweep_was_made_from_these_weights_at_every_layer(gemma, task):
+    """The sweep the book shows for Gemma (``python -m mvf.commands.sweep_interventions --model gemma-3-270m``) was
+    computed from the weights this package loads and these problems, at every layer and both positions."""
+    from mvf.book import stored_sweeps
+
+    stored = stored_sweeps.load(GEMMA, task)
+    assert stored is not None, f"no stored sweep: run python -m mvf.commands.sweep_interventions --model {GEMMA} --task {task}"
+    s = stored.settings
+    now = stored_sweeps.sweep_settings(gemma, tasks.task(task), s["site"], s["k"], s["per_problem"], s["seed"])
+    assert stored_sweeps.differing_settings(stored, now) == {}
+    for table in (stored.quality, stored.effects):
+        assert sorted(set(zip(table["layer"], table["position"]))) == [
+            (layer, position) for layer in range(gemma.cfg.n_layers) for position in ("final", "operand")
+        ]

@@ -67,10 +67,13 @@ def _wrapped(outer: str, inner: Exception) -> OSError:
 
 
 def _gated() -> Exception:
-    import httpx2
     from huggingface_hub import errors
 
-    response = httpx2.Response(403, request=httpx2.Request("GET", "https://huggingface.co/meta-llama/Meta-Llama-3-8B"))
+    try:  # the HTTP library huggingface-hub answers with: httpx2 in the pinned release, httpx in 1.3 (make lowest)
+        import httpx2 as http
+    except ImportError:
+        import httpx as http
+    response = http.Response(403, request=http.Request("GET", "https://huggingface.co/meta-llama/Meta-Llama-3-8B"))
     return errors.GatedRepoError("403 Client Error", response=response)
 
 

@@ -76,13 +76,20 @@ def test_damaged_record_names_the_file_and_the_fix(tmp_path, text):
 
 
 def test_records_go_where_the_reader_says_or_beside_the_book(monkeypatch, tmp_path):
+    import mvf.book
+
     monkeypatch.setenv("MVF_RESULTS", str(tmp_path / "mine"))
     assert results.results_dir() == tmp_path / "mine"
     monkeypatch.delenv("MVF_RESULTS")
-    assert results.results_dir() == Path(results.__file__).resolve().parents[1] / "results"  # a checkout
-    monkeypatch.setattr(results, "__file__", str(tmp_path / "site-packages" / "mvf" / "results.py"))  # installed
+    assert results.results_dir() == mvf.book.ROOT / "results"
+    checkout = tmp_path / "checkout"
+    (checkout / "mvf" / "book").mkdir(parents=True)
+    (checkout / "_toc.yml").write_text("root: book/intro\n")
     monkeypatch.chdir(tmp_path)
-    assert results.results_dir() == tmp_path / "results"
+    monkeypatch.setattr(mvf.book, "__file__", str(checkout / "mvf" / "book" / "__init__.py"))
+    assert mvf.book._root() == checkout  # a checkout: its own folder, from wherever it runs
+    monkeypatch.setattr(mvf.book, "__file__", str(tmp_path / "site-packages" / "mvf" / "book" / "__init__.py"))
+    assert mvf.book._root() == tmp_path  # installed: the working folder
 
 
 def test_settings_travel_with_the_numbers_to_the_table(tmp_path):
