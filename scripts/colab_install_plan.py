@@ -12,7 +12,6 @@ import argparse
 import json
 import subprocess
 import sys
-import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -43,7 +42,9 @@ def plan(python: str, versions: dict[str, str]) -> list[tuple[str, str]]:
     """``[(name, version)]`` that ``pip install "mvf @ file://<repo>"`` would install beside ``versions``."""
     with tempfile.TemporaryDirectory() as folder:
         env = Path(folder) / "colab"
-        subprocess.run([python, "-m", "venv", str(env)], check=True)
+        if subprocess.run([python, "-m", "venv", str(env)], capture_output=True).returncode:
+            raise SystemExit(f"{python} cannot make a virtual environment; pass --python (COLAB_PYTHON= for make) "
+                             "the path of a Python 3.13, Colab's.")  # fmt: skip
         purelib = subprocess.run([env / "bin/python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                  check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
         fake_installed(Path(purelib), versions)
