@@ -99,7 +99,7 @@ mutants: $(STAMP)
 # mvf installed as a Colab reader installs it (non-editable, from this repository) into a fresh virtual environment
 # under _build/, then the unit tests and the circles chapter from a folder outside the repository: `lowest` at the
 # floors pyproject.toml declares (ipywidgets 7.7; fails when a floor is not what installs), `newest` at the newest
-# versions (ipywidgets 8). Not part of `make test`: about 15 min each on 2 cores, and torch comes from PyPI (3 GB).
+# versions (ipywidgets 8). Not part of `make test`: 12 to 20 min each on 2 cores, and torch comes from PyPI (3 GB).
 # PYTHON=python3.13 for Colab's Python.
 lowest newest:
 	PYTHON=$(PYTHON) bash scripts/installed_check.sh $@
