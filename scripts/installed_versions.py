@@ -15,7 +15,7 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 
-def floors(pyproject: str) -> dict[str, Version]:
+def floors(pyproject: str) -> dict[str, Version | None]:
     """``{distribution: declared lowest version}`` of mvf's runtime dependencies."""
     with open(pyproject, "rb") as file:
         dependencies = tomllib.load(file)["project"]["dependencies"]

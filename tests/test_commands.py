@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import mvf
 import mvf.commands
 
 ROOT = Path(__file__).resolve().parent.parent
