@@ -446,6 +446,21 @@ def verdict(rows: pd.DataFrame, probe_r2: float | None = None) -> Verdict:
                    f"this {category} the paper")  # fmt: skip
 
 
+def sweep_verdicts(effects: pd.DataFrame, quality: pd.DataFrame) -> pd.Series:
+    """``verdict``'s category at every position and layer of a sweep: a Series indexed by ``(position, layer)``.
+
+    ``effects`` and ``quality``: ``position_sweep``'s tables (a stored
+    sweep's), each with ``position`` and ``layer`` columns; the probe's
+    held-out R² comes from ``quality``'s row of the same position and layer.
+    """
+    probe_r2 = quality.set_index(["position", "layer"])["circle R2"]
+    judged = {key: verdict(rows.set_index("method"), probe_r2[key]).category
+              for key, rows in effects.groupby(["position", "layer"], sort=False)}  # fmt: skip
+    found = pd.Series(judged, dtype=object)
+    found.index.names = ["position", "layer"]
+    return found
+
+
 def _reproduces(patch: pd.Series, full: pd.Series) -> bool:
     """Whether a patch's row does about what the full patch's does, by ``verdict``'s thresholds."""
     return bool(patch["share from before"] >= MATCH and patch["share from before low"] >= PART

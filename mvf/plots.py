@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from mvf import metrics
 from mvf.interventions import NULLS
@@ -194,6 +195,27 @@ _METHOD_STYLE = {"before": ("0.35", "-"), "full patch": ("#1b9e77", "-"), "circl
                  "mean ablation": ("#7570b3", "-"), NULLS[0]: ("#e7298a", ":"), NULLS[1]: ("#66a61e", ":")}  # fmt: skip
 
 
+def accuracy_against_chance(accuracy: pd.DataFrame, chance: pd.Series) -> Figure:
+    """Accuracy among the allowed answers per task, a bar per model, with chance marked on each task.
+
+    ``accuracy``: tasks × models; ``chance``: per task (``1/p``).
+    """
+    figure, ax = plt.subplots(figsize=(8, 3.2))
+    tasks = list(accuracy.index)
+    width = 0.8 / len(accuracy.columns)
+    for index, (name, colour) in enumerate(zip(accuracy.columns, ("#1b9e77", "#d95f02", "#7570b3", "#e7298a"))):
+        ax.bar(np.arange(len(tasks)) + (index - (len(accuracy.columns) - 1) / 2) * width, accuracy[name], width,
+               color=colour, label=name)  # fmt: skip
+    ax.hlines(chance.loc[tasks], np.arange(len(tasks)) - 0.45, np.arange(len(tasks)) + 0.45, color="black",
+              linestyle="--", linewidth=1.2, zorder=3, label="chance (1/p)")  # fmt: skip
+    ax.set_xticks(np.arange(len(tasks)), tasks)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("accuracy among allowed answers")
+    ax.legend(loc="upper left", fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
 def intervention_effects(table: pd.DataFrame) -> Figure:
     """Logit difference (with its 95 % interval) and new-answer accuracy per layer: the paper's methods and the nulls.
 
@@ -224,38 +246,74 @@ def intervention_effects(table: pd.DataFrame) -> Figure:
     return figure
 
 
-def share_by_layer(table: pd.DataFrame, match: float, part: float) -> Figure:
-    """The circle patch's share of the full patch's shift per layer, one panel per position, with the nulls'.
+def share_by_layer(tables: dict[str, pd.DataFrame], match: float, part: float) -> Figure:
+    """The circle patch's share of the full patch's shift per layer, with the nulls': a row of panels per model.
 
-    ``table``: ``interventions.sweep``'s rows (with a ``position`` column);
-    bands are the 95 % intervals; dashed lines the verdict's thresholds
-    ``match`` and ``part`` (``interventions.MATCH``, ``interventions.PART``).
-    Layers where the full patch does not move the answer are left out (their
-    shares divide by nearly nothing).
+    ``tables``: model name → ``interventions.sweep``'s rows (with a
+    ``position`` column), one panel per position; bands are the 95 %
+    intervals; dashed lines the verdict's thresholds ``match`` and ``part``
+    (``interventions.MATCH``, ``interventions.PART``). Layers where the full
+    patch does not move the answer are left out (their shares divide by
+    nearly nothing).
     """
-    positions = list(dict.fromkeys(table["position"]))
-    figure, axes = plt.subplots(1, len(positions), figsize=(10, 4), sharey=True, squeeze=False)
-    for ax, position in zip(axes[0], positions):
-        rows = table[table["position"] == position]
-        full = rows[rows["method"] == "full patch"].set_index("layer")
-        moving = full.index[full["shift from before low"] > 0]
-        circle = rows[rows["method"] == "circle patch"].set_index("layer").loc[moving]
-        for base, colour in (("before", "#d95f02"), ("mean ablation", "#7570b3")):
-            column = f"share from {base}"
-            ax.plot(circle.index, circle[column], marker="o", markersize=3, color=colour, label=f"circle patch, from {base}")
-            ax.fill_between(circle.index, circle[f"{column} low"], circle[f"{column} high"], color=colour, alpha=0.2)
-        for method in NULLS:
-            null = rows[rows["method"] == method].set_index("layer").reindex(moving)
-            colour, style = _METHOD_STYLE[method]
-            ax.plot(null.index, null["share from before"], color=colour, linestyle=style, label=f"{method}, from before")
-        for level in (match, part):
-            ax.axhline(level, color="0.5", linestyle="--", linewidth=1)
-        ax.axhline(0, color="0.8", linewidth=1)
-        ax.set_title(f"{position} token")
+    positions = list(dict.fromkeys(pd.concat(tables.values())["position"]))
+    figure, axes = plt.subplots(len(tables), len(positions), figsize=(10, 3.4 * len(tables) + 0.6), sharey=True,
+                                squeeze=False)  # fmt: skip
+    for row, (name, table) in zip(axes, tables.items()):
+        for ax, position in zip(row, positions):
+            _share_panel(ax, table[table["position"] == position], match, part)
+            ax.set_title(f"{name}, {position} token")
+        row[0].set_ylabel("share of the full patch's shift")
+    axes[-1, 0].set_ylim(-0.3, 1.3)
+    for ax in axes[-1]:
         ax.set_xlabel("layer")
-    axes[0, 0].set_ylabel("share of the full patch's shift")
-    axes[0, 0].set_ylim(-0.3, 1.3)
-    figure.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=2, bbox_to_anchor=(0.5, -0.12))
+    figure.tight_layout()
+    figure.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper center", ncol=2,
+                  bbox_to_anchor=(0.5, 0), frameon=False)  # fmt: skip
+    return figure
+
+
+def _share_panel(ax: Axes, rows: pd.DataFrame, match: float, part: float) -> None:
+    full = rows[rows["method"] == "full patch"].set_index("layer")
+    still = full.index[~(full["shift from before low"] > 0)]
+
+    def by_layer(method: str) -> pd.DataFrame:
+        # NaN where the full patch does not move the answer, so that the line breaks there instead of bridging it.
+        found = rows[rows["method"] == method].set_index("layer").reindex(full.index)
+        found.loc[still] = np.nan
+        return found
+
+    circle = by_layer("circle patch")
+    for base, colour in (("before", "#d95f02"), ("mean ablation", "#7570b3")):
+        column = f"share from {base}"
+        ax.plot(circle.index, circle[column], marker="o", markersize=3, color=colour,
+                label=f"circle patch (paper's), from {base}")  # fmt: skip
+        ax.fill_between(circle.index, circle[f"{column} low"], circle[f"{column} high"], color=colour, alpha=0.2)
+    for method in NULLS:
+        colour, style = _METHOD_STYLE[method]
+        ax.plot(full.index, by_layer(method)["share from before"], color=colour, linestyle=style,
+                label=f"{method.removesuffix(' (null)')} (null, ours), from before")  # fmt: skip
+    for level in (match, part):
+        ax.axhline(level, color="0.5", linestyle="--", linewidth=1)
+    ax.axhline(0, color="0.8", linewidth=1)
+
+
+def probe_margins(qualities: dict[str, pd.DataFrame]) -> Figure:
+    """The circle probe's held-out R² margin over shuffled calendar orders per layer: a panel per model.
+
+    ``qualities``: model name → ``probes.quality_by_layer``'s rows with a
+    ``position`` column (a stored sweep's ``quality``), one line per position.
+    """
+    figure, axes = plt.subplots(1, len(qualities), figsize=(10, 3.4), sharey=True, squeeze=False)
+    for ax, (name, quality) in zip(axes[0], qualities.items()):
+        for (position, rows), colour in zip(quality.groupby("position", sort=False), ("#1b9e77", "#d95f02")):
+            ax.plot(rows["layer"], rows["margin"], marker="o", markersize=3, color=colour, label=f"{position} token")
+        ax.axhline(0, color="0.6", linewidth=1)
+        ax.set_title(name)
+        ax.set_xlabel("layer")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend()
+    axes[0, 0].set_ylabel("R² margin over shuffled orders")
     figure.tight_layout()
     return figure
 

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import platform
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -24,6 +25,7 @@ import torch
 
 from mvf.book import ROOT
 from mvf.cache import write_atomically
+from mvf.interventions import NULLS
 
 
 def results_dir() -> Path:
@@ -113,6 +115,51 @@ CLAIMS = (
 )  # fmt: skip
 KEYS = tuple(claim.key for claim in CLAIMS)
 INTERVAL_ENDS = (" low", " high")  # a number may come with its interval: "{key} low" and "{key} high"
+
+
+def intervention_numbers(at: pd.DataFrame, probe: pd.Series) -> dict[str, float]:
+    """The interventions chapter's record at one layer and position, from the sweep's and the probe's tables.
+
+    ``at``: ``interventions.summarize``'s rows of that layer, indexed by
+    method; ``probe``: ``probes.quality_by_layer``'s row of the same layer.
+    """
+    circle = at.loc["circle patch"]
+    return {
+        "probe circle R2": probe["circle R2"], "probe linear R2": probe["linear R2"],
+        "probe shuffled R2 (max)": probe["shuffled R2 (max)"],
+        **{f"circle patch share from {base}{end}": circle[f"share from {base}{end}"]
+           for base in ("before", "mean ablation") for end in ("", " low", " high")},
+        "shuffled-order null share (ours)": at.loc[NULLS[0], "share from before"],
+        "random-plane null share (ours)": at.loc[NULLS[1], "share from before"],
+        "circle patch accuracy": circle["accuracy"], "full patch accuracy": at.loc["full patch", "accuracy"],
+    }  # fmt: skip
+
+
+def circle_finding(closed: dict[str, Sequence[int]], ordered: dict[str, Sequence[int]]) -> str:
+    """The verdict word on "days and months lie on circles", from the layers where each kind's centroids are a
+    closed calendar ring (``closed``) or in calendar order by angle (``ordered``), keyed by kind."""
+    rings = [kind for kind in closed if closed[kind]]
+    arcs = [kind for kind in ordered if ordered[kind] and not closed[kind]]
+    if len(rings) == len(closed):
+        return "replicates"
+    if rings or arcs:
+        missing = ", ".join(kind for kind in closed if kind not in rings)
+        return f"partly ({missing}: {'an ordered open arc' if arcs else 'not in order'}, never a closed ring)"
+    return "does not (no layer in calendar order)"
+
+
+def arithmetic_finding(accuracy: dict[str, float], chance: dict[str, float]) -> str:
+    """The verdict word on "models solve the Weekdays and Months problems": above twice chance (keyed by task)."""
+    solved = [task for task in accuracy if accuracy[task] > 2 * chance[task]]
+    if len(solved) == len(accuracy):
+        return "replicates"
+    if solved:
+        return f"partly (only {', '.join(solved)} above twice chance)"
+    return "does not (at chance on this model)"
+
+
+INTERVENTION_FINDINGS = {"matches": "replicates", "partly matches": "partly", "does not match": "does not",
+                         "inconclusive": "not testable"}  # fmt: skip
 
 
 def hardware() -> str:

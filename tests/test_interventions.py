@@ -519,3 +519,15 @@ def test_the_verdict_without_nulls_says_nothing_of_them():
         "the circle patch does 90% [80%, 100%] of the full patch's shift in logit difference from before (the mean "
         "ablation 40%; 50% [30%, 70%] measured from it); the new answer wins in 0.45 of the pairs against 0.50 for the "
         "full patch: this matches the paper")  # fmt: skip
+
+
+def test_sweep_verdicts_judge_each_position_and_layer_with_its_own_probe():
+    rows = {("operand", 0): _judged(full=2.0, circle=1.8)[1], ("operand", 1): _judged(full=2.0, circle=0.0)[1],
+            ("final", 0): _judged(full=2.0, circle=1.8)[1]}  # fmt: skip
+    effects = pd.concat([table.reset_index().assign(position=position, layer=layer)
+                         for (position, layer), table in rows.items()])  # fmt: skip
+    # The final token's probe reads nothing: its match becomes inconclusive, the operand's stays.
+    quality = pd.DataFrame({"position": ["final", "operand", "operand"], "layer": [0, 1, 0], "circle R2": [0.05, 0.9, 0.9]})
+    found = interventions.sweep_verdicts(effects, quality)
+    assert found.to_dict() == {("operand", 0): "matches", ("operand", 1): "partly matches", ("final", 0): "inconclusive"}
+    assert list(found.index.names) == ["position", "layer"]

@@ -101,3 +101,37 @@ def test_settings_travel_with_the_numbers_to_the_table(tmp_path):
     assert cell.startswith("0.20 (task weekday-successor; position operand; patch layer 10; chance 0.14; ")
     with pytest.raises(ValueError, match="settings must be strings or numbers"):
         results.record("interventions", "smollm2-135m", {"circle patch accuracy": 0.2}, tmp_path, settings={"layers": [1]})
+
+
+@pytest.mark.parametrize(("closed", "ordered", "found"), [
+    ({"days": [2, 3], "months": [13]}, {"days": [2, 3, 4], "months": [13]}, "replicates"),
+    ({"days": [], "months": [0]}, {"days": [0, 1], "months": [0, 1]}, "partly (days: an ordered open arc, never a closed ring)"),
+    ({"days": [], "months": [4]}, {"days": [], "months": [4]}, "partly (days: not in order, never a closed ring)"),
+    ({"days": [], "months": []}, {"days": [1], "months": []}, "partly (days, months: an ordered open arc, never a closed ring)"),
+    ({"days": [], "months": []}, {"days": [], "months": []}, "does not (no layer in calendar order)"),
+])  # fmt: skip
+def test_the_circle_finding_needs_a_closed_ring_for_both_kinds(closed, ordered, found):
+    assert results.circle_finding(closed, ordered) == found
+
+
+def test_the_arithmetic_finding_needs_more_than_twice_chance_on_both_tasks():
+    chance = {"weekdays": 1 / 7, "months": 1 / 12}
+    assert results.arithmetic_finding({"weekdays": 0.6, "months": 0.9}, chance) == "replicates"
+    assert results.arithmetic_finding({"weekdays": 2 / 7, "months": 0.9}, chance) == "partly (only months above twice chance)"
+    assert results.arithmetic_finding({"weekdays": 0.16, "months": 0.1}, chance) == "does not (at chance on this model)"
+
+
+def test_the_intervention_record_takes_each_number_from_its_own_row():
+    import pandas as pd
+
+    from mvf.interventions import NULLS
+
+    columns = [f"share from {base}{end}" for base in ("before", "mean ablation") for end in ("", " low", " high")]
+    at = pd.DataFrame([{column: index + position / 10 for position, column in enumerate(columns)} | {"accuracy": float(index)}
+                       for index in range(4)], index=["circle patch", "full patch", *NULLS])  # fmt: skip
+    probe = pd.Series({"circle R2": 0.9, "linear R2": 0.7, "shuffled R2 (max)": 0.4})
+    found = results.intervention_numbers(at, probe)
+    assert found["circle patch share from mean ablation high"] == 0.5 and found["circle patch accuracy"] == 0
+    assert found["full patch accuracy"] == 1 and found["shuffled-order null share (ours)"] == 2
+    assert found["random-plane null share (ours)"] == 3 and found["probe shuffled R2 (max)"] == 0.4
+    results._check_numbers(found, "test")  # every key is a claim the results page knows

@@ -74,3 +74,29 @@ def test_settings_name_the_weights_and_the_problems():
     assert settings["weights"] != stored_sweeps.sweep_settings(other, problems, "hook_resid_pre", 5, 2, 0)["weights"]
     changed = [problems[0], SimpleNamespace(prompt="Tuesday, Wednesday,", answer=4)]
     assert settings["problems"] != stored_sweeps.sweep_settings(model, changed, "hook_resid_pre", 5, 2, 0)["problems"]
+
+
+PROVENANCE = {"command": "python -m mvf.commands.sweep_interventions", "date": "2026-12-04", "hardware": "CPU",
+              "minutes": 1.0}
+
+
+@pytest.mark.parametrize(("table", "column", "change", "agrees"), [
+    ("effects", "accuracy", 0.1, True),  # within one pair's answer of 10 pairs
+    ("effects", "accuracy", 0.11, False),
+    ("effects", "logit diff", 0.009, True),
+    ("effects", "logit diff", -0.01, False),
+    ("quality", "circle R2", 0.0009, True),
+    ("quality", "margin", 0.001, False),
+])  # fmt: skip
+def test_verify_accepts_live_rows_within_the_tolerances_and_names_the_ones_beyond(table, column, change, agrees):
+    quality, effects = tables()
+    stored = stored_sweeps.StoredSweep(SETTINGS, PROVENANCE, quality, effects)
+    live = {"effects": effects.iloc[[0, 1]].copy(), "quality": quality.iloc[[0, 1]].copy()}
+    live[table].loc[1, column] += change
+    if agrees:
+        sentence = stored_sweeps.verify(stored, live["effects"], live["quality"], n_pairs=10)
+        assert sentence.startswith("stored by `python -m mvf.commands.sweep_interventions` on 2026-12-04")
+        assert "the 2 patch rows and 2 probe rows computed live agree" in sentence
+    else:
+        with pytest.raises(ValueError, match=r"stale; regenerate it with that command(.|\n)*\n\s*1 "):
+            stored_sweeps.verify(stored, live["effects"], live["quality"], n_pairs=10)

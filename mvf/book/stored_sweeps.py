@@ -101,3 +101,30 @@ def disagreement(stored: pd.DataFrame, live: pd.DataFrame, keys: Sequence[str], 
     if len(absent):
         raise ValueError(f"the stored sweep lacks {len(absent)} live rows, e.g. {absent[list(keys)].iloc[0].to_dict()}.")
     return merged[list(keys)].assign(**{f"|Δ {c}|": np.abs(merged[c] - merged[f"{c} stored"]) for c in columns})
+
+
+# How far a live row may be from the stored one, from floating-point order on other hardware: the mean logit
+# difference within 0.01, accuracy within one pair's answer, R² within 1e-3.
+LOGIT_DIFF_TOLERANCE = 1e-2
+R2_TOLERANCE = 1e-3
+
+
+def verify(stored: StoredSweep, effects: pd.DataFrame, quality: pd.DataFrame, n_pairs: int) -> str:
+    """Check the rows computed live against the stored sweep; returns a sentence saying so.
+
+    ``effects`` and ``quality``: ``interventions.position_sweep``'s tables for
+    some layers of one position; ``n_pairs``: the pairs each accuracy is over.
+    ``ValueError`` with the rows that differ when the code no longer
+    reproduces the stored numbers (the sweep is stale: regenerate it).
+    """
+    gap = disagreement(stored.effects, effects, EFFECT_KEYS, ["accuracy", "logit diff"])
+    probe_gap = disagreement(stored.quality, quality, QUALITY_KEYS, ["circle R2", "margin"])
+    off = gap[(gap["|Δ accuracy|"] > 1 / n_pairs + 1e-9) | (gap["|Δ logit diff|"] >= LOGIT_DIFF_TOLERANCE)]
+    probe_off = probe_gap[(probe_gap.filter(like="|Δ") >= R2_TOLERANCE).any(axis=1)]
+    if len(off) or len(probe_off):
+        raise ValueError(f"the live rows differ from the stored sweep ({stored.provenance.get('command')}), which is "
+                         f"stale; regenerate it with that command. Differing rows:\n{off}\n{probe_off}")  # fmt: skip
+    return (f"stored by `{stored.provenance['command']}` on {stored.provenance['date']} "
+            f"({stored.provenance['hardware']}, {stored.provenance['minutes']} min); the {len(gap)} patch rows and "
+            f"{len(probe_gap)} probe rows computed live agree with it within {LOGIT_DIFF_TOLERANCE} in logit "
+            f"difference, 1/{n_pairs} in accuracy and {R2_TOLERANCE} in R²")
