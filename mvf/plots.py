@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from matplotlib.axes import Axes
+from matplotlib.colors import hsv_to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
@@ -18,6 +19,30 @@ from mvf.interventions import NULLS
 
 POINT_COLOUR = "#3b6ea8"
 BAND_COLOUR = "#e07b39"
+UNSURE_GREY = 0.55
+# The book's output column is 688 px wide at a 1280 px window. A figure at most PAGE_WIDTH_IN wide at 150 dpi is
+# shrunk to it by at most 1050/688, so 10 pt text lands at 13.6 px or more: over 80 % of the body text's 16 px.
+PAGE_WIDTH_IN = 7.0
+MIN_FONT_PT = 10
+STYLE = {"figure.dpi": 150, "savefig.dpi": 150, "font.size": MIN_FONT_PT, "axes.titlesize": MIN_FONT_PT + 1,
+         "axes.labelsize": MIN_FONT_PT, "xtick.labelsize": MIN_FONT_PT, "ytick.labelsize": MIN_FONT_PT,
+         "legend.fontsize": MIN_FONT_PT, "legend.title_fontsize": MIN_FONT_PT, "figure.titlesize": MIN_FONT_PT + 1,
+         "figure.figsize": (PAGE_WIDTH_IN, 3.0)}  # fmt: skip
+plt.rcParams.update(STYLE)
+
+
+def panels(n: int, row_height: float = 2.9, columns: int = 2, **subplots) -> tuple[Figure, list[Axes]]:
+    """A figure of the page's width holding ``n`` panels, ``columns`` to a row (more panels make more rows).
+
+    ``subplots``: passed to ``plt.subplots`` (``sharey=True``, …). Returns
+    the figure and its ``n`` axes in reading order; unused cells are removed.
+    """
+    columns = min(columns, n)
+    rows = -(-n // columns)
+    figure, grid = plt.subplots(rows, columns, figsize=(PAGE_WIDTH_IN, row_height * rows), squeeze=False, **subplots)
+    for ax in grid.flat[n:]:
+        ax.remove()
+    return figure, list(grid.flat[:n])
 
 
 def reducibility_panels(points: np.ndarray, axes: tuple[Axes, Axes, Axes], title: str = "") -> None:
@@ -72,16 +97,21 @@ def _draw_band(ax: Axes, points: np.ndarray, fit: metrics.MixtureFit) -> None:
 
 def reducibility_figure(named_points: dict[str, np.ndarray]) -> Figure:
     """One Figure 2 row per named plane ``(n, 2)``."""
-    figure, axes = plt.subplots(len(named_points), 3, figsize=(12, 3.2 * len(named_points)), squeeze=False)
-    for row, (name, points) in zip(axes, named_points.items()):
-        reducibility_panels(points, tuple(row), title=name)
+    figure, axes = panels(3 * len(named_points), row_height=2.6, columns=3)
+    for start, (name, points) in zip(range(0, len(axes), 3), named_points.items()):
+        reducibility_panels(points, tuple(axes[start:start + 3]), title=name)
     figure.tight_layout()
     return figure
 
 
 def calendar_colours(n_classes: int) -> np.ndarray:
-    """A cyclic colormap sampled at the calendar positions: ``(n_classes, 4)`` RGBA."""
-    return plt.get_cmap("twilight")(np.arange(n_classes) / n_classes)
+    """Hues evenly round the colour wheel at the calendar positions: ``(n_classes, 4)`` RGBA.
+
+    Cyclic like the calendar, and at one saturation and value so that no class is near white (``twilight`` draws
+    Monday and January near white) and 12 neighbours stay apart.
+    """
+    hsv = np.stack([np.arange(n_classes) / n_classes, np.full(n_classes, 0.8), np.full(n_classes, 0.8)], axis=1)
+    return np.column_stack([hsv_to_rgb(hsv), np.ones(n_classes)])
 
 
 def centroid_circle(plane: np.ndarray, names: Sequence[str], ax: Axes, title: str = "") -> None:
@@ -105,13 +135,13 @@ def labelled_points(plane: np.ndarray, labels: np.ndarray, names: Sequence[str],
         ax.scatter(plane[chosen, 0], plane[chosen, 1], s=12, color=colours[index], label=name[:3])
     ax.set_xlabel("PC 1 of all points")
     ax.set_ylabel("PC 2 of all points")
-    ax.legend(fontsize="small", ncol=2, markerscale=1.5)
+    ax.legend(ncol=2, markerscale=1.5)
     ax.set_title(title)
 
 
 def layer_scores(scores: dict[str, pd.DataFrame]) -> Figure:
     """Per-layer cyclic-order score and variance explained by two PCs, one line per named table."""
-    figure, (order_ax, variance_ax) = plt.subplots(1, 2, figsize=(12, 3.6))
+    figure, (order_ax, variance_ax) = panels(2, row_height=3.4)
     for name, table in scores.items():
         layers = np.arange(len(table))
         order_ax.plot(layers, table["cyclic order"], marker="o", label=name)
@@ -126,7 +156,7 @@ def layer_scores(scores: dict[str, pd.DataFrame]) -> Figure:
     variance_ax.set_ylim(0, 1.05)
     variance_ax.set_title("How planar is the representation?")
     for ax in (order_ax, variance_ax):
-        ax.legend(fontsize="small")
+        ax.legend()
     figure.tight_layout()
     return figure
 
@@ -150,6 +180,44 @@ def labelled_points_3d(points: np.ndarray, labels: np.ndarray, names: Sequence[s
     return figure
 
 
+def centroid_slider(activations: dict[str, np.ndarray], labels: np.ndarray, names: Sequence[str], title: str = "",
+                    start: int = 0) -> go.Figure:  # fmt: skip
+    """A plotly figure with a layer slider: the class centroids in their own PCA plane, joined in calendar order.
+
+    ``activations``: ``{hook: (n, d_model)}`` in layer order; ``labels``:
+    ``(n,)`` calendar indices. Every layer's plane is computed here, so the
+    slider works in a static page without a kernel. Each plane is scaled to
+    its largest centroid radius, so the axes stay put as the slider moves.
+    """
+    from mvf.geometry import centroid_plane
+
+    colours = [f"rgb({r},{g},{b})" for r, g, b, _ in (255 * calendar_colours(len(names))).astype(int)]
+    figure = go.Figure()
+    for layer, points in enumerate(activations.values()):
+        _, plane = centroid_plane(points, labels, len(names))
+        plane = plane / np.linalg.norm(plane, axis=1).max()
+        loop = np.vstack([plane, plane[:1]])
+        figure.add_trace(go.Scatter(x=loop[:, 0], y=loop[:, 1], mode="lines", line={"color": "#b3b3b3"},
+                                    visible=layer == start, hoverinfo="skip", showlegend=False))  # fmt: skip
+        figure.add_trace(go.Scatter(x=plane[:, 0], y=plane[:, 1], mode="markers+text", text=[n[:3] for n in names],
+                                    textposition="top right", marker={"size": 12, "color": colours,
+                                                                      "line": {"color": "black", "width": 1}},
+                                    visible=layer == start, showlegend=False))  # fmt: skip
+    hooks = list(activations)
+    steps = [{"method": "update", "label": str(layer),
+              "args": [{"visible": [trace // 2 == layer for trace in range(2 * len(hooks))]},
+                       {"title": f"{title}, {hooks[layer]}: centroids in their PCA plane"}]}
+             for layer in range(len(hooks))]  # fmt: skip
+    figure.update_layout(
+        title=f"{title}, {hooks[start]}: centroids in their PCA plane", height=520, width=None,
+        sliders=[{"active": start, "currentvalue": {"prefix": "layer "}, "steps": steps}],
+        xaxis={"range": [-1.35, 1.35], "title": "PC 1 of the centroids"},
+        yaxis={"range": [-1.35, 1.35], "title": "PC 2 of the centroids", "scaleanchor": "x"},
+        margin={"l": 50, "r": 20, "t": 50, "b": 20},
+    )  # fmt: skip
+    return figure
+
+
 def cluster_panel(projected: np.ndarray, strings: Sequence[str], pcs: tuple[int, int], ax: Axes, title: str = "") -> None:
     """A cluster's reconstructions on two PCs ``(m, ≥2)``, weekday / month tokens in cyclic colours, others grey."""
     from mvf.dates import DAYS, MONTHS
@@ -165,14 +233,14 @@ def cluster_panel(projected: np.ndarray, strings: Sequence[str], pcs: tuple[int,
                 ax.scatter(x[chosen], y[chosen], s=14, color=colours[index], label=name[:3])
     ax.set_xlabel(f"PC {pcs[0] + 1}")
     ax.set_ylabel(f"PC {pcs[1] + 1}")
-    ax.set_title(title, fontsize="small")
+    ax.set_title(title)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize="x-small", ncol=2, markerscale=1.5)
+        ax.legend(ncol=2, markerscale=1.5)
 
 
 def probe_quality(table: pd.DataFrame) -> Figure:
     """Held-out R² and angular error of the circle and linear probes per layer (rows of ``table``)."""
-    figure, (r2_ax, error_ax) = plt.subplots(1, 2, figsize=(12, 3.6))
+    figure, (r2_ax, error_ax) = panels(2, row_height=3.4)
     layers = np.arange(len(table)) if "layer" not in table else table["layer"]
     for kind in ("circle", "linear"):
         r2_ax.plot(layers, table[f"{kind} R2"], marker="o", label=f"{kind} probe")
@@ -200,7 +268,7 @@ def accuracy_against_chance(accuracy: pd.DataFrame, chance: pd.Series) -> Figure
 
     ``accuracy``: tasks × models; ``chance``: per task (``1/p``).
     """
-    figure, ax = plt.subplots(figsize=(8, 3.2))
+    figure, ax = plt.subplots(figsize=(PAGE_WIDTH_IN, 3.2))
     tasks = list(accuracy.index)
     width = 0.8 / len(accuracy.columns)
     for index, (name, colour) in enumerate(zip(accuracy.columns, ("#1b9e77", "#d95f02", "#7570b3", "#e7298a"))):
@@ -211,7 +279,7 @@ def accuracy_against_chance(accuracy: pd.DataFrame, chance: pd.Series) -> Figure
     ax.set_xticks(np.arange(len(tasks)), tasks)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("accuracy among allowed answers")
-    ax.legend(loc="upper left", fontsize="small")
+    ax.legend(loc="upper left")
     figure.tight_layout()
     return figure
 
@@ -222,7 +290,7 @@ def intervention_effects(table: pd.DataFrame) -> Figure:
     ``table``: ``interventions.sweep``'s rows of one position. The other
     methods are in the tables; six lines are as many as the eye tells apart.
     """
-    figure, (diff_ax, accuracy_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    figure, (diff_ax, accuracy_ax) = panels(2, row_height=3.4)
     for method, (colour, style) in _METHOD_STYLE.items():
         rows = table[table["method"] == method]
         if rows.empty:
@@ -241,8 +309,9 @@ def intervention_effects(table: pd.DataFrame) -> Figure:
     accuracy_ax.set_title("Accuracy of the new answer")
     for ax in (diff_ax, accuracy_ax):
         ax.set_xlabel("layer")
-    figure.legend(*diff_ax.get_legend_handles_labels(), loc="lower center", ncol=3, bbox_to_anchor=(0.5, -0.1))
     figure.tight_layout()
+    figure.legend(*diff_ax.get_legend_handles_labels(), loc="upper center", ncol=2, bbox_to_anchor=(0.5, 0),
+                  frameon=False)  # fmt: skip
     return figure
 
 
@@ -257,7 +326,7 @@ def share_by_layer(tables: dict[str, pd.DataFrame], match: float, part: float) -
     nearly nothing).
     """
     positions = list(dict.fromkeys(pd.concat(tables.values())["position"]))
-    figure, axes = plt.subplots(len(tables), len(positions), figsize=(10, 3.4 * len(tables) + 0.6), sharey=True,
+    figure, axes = plt.subplots(len(tables), len(positions), figsize=(PAGE_WIDTH_IN, 3.2 * len(tables) + 0.6), sharey=True,
                                 squeeze=False)  # fmt: skip
     for row, (name, table) in zip(axes, tables.items()):
         for ax, position in zip(row, positions):
@@ -268,8 +337,7 @@ def share_by_layer(tables: dict[str, pd.DataFrame], match: float, part: float) -
     for ax in axes[-1]:
         ax.set_xlabel("layer")
     figure.tight_layout()
-    figure.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper center", ncol=2,
-                  bbox_to_anchor=(0.5, 0), frameon=False)  # fmt: skip
+    figure.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, 0), frameon=False)
     return figure
 
 
@@ -304,8 +372,8 @@ def probe_margins(qualities: dict[str, pd.DataFrame]) -> Figure:
     ``qualities``: model name → ``probes.quality_by_layer``'s rows with a
     ``position`` column (a stored sweep's ``quality``), one line per position.
     """
-    figure, axes = plt.subplots(1, len(qualities), figsize=(10, 3.4), sharey=True, squeeze=False)
-    for ax, (name, quality) in zip(axes[0], qualities.items()):
+    figure, axes = panels(len(qualities), row_height=3.2, sharey=True)
+    for ax, (name, quality) in zip(axes, qualities.items()):
         for (position, rows), colour in zip(quality.groupby("position", sort=False), ("#1b9e77", "#d95f02")):
             ax.plot(rows["layer"], rows["margin"], marker="o", markersize=3, color=colour, label=f"{position} token")
         ax.axhline(0, color="0.6", linewidth=1)
@@ -313,7 +381,7 @@ def probe_margins(qualities: dict[str, pd.DataFrame]) -> Figure:
         ax.set_xlabel("layer")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend()
-    axes[0, 0].set_ylabel("R² margin over shuffled orders")
+    axes[0].set_ylabel("R² margin over shuffled orders")
     figure.tight_layout()
     return figure
 
@@ -334,19 +402,19 @@ def answer_grid(probabilities: np.ndarray, angles: np.ndarray, radii: np.ndarray
     """The most likely answer over a grid of patched points ``(n_radii, n_angles, p)``, faded by its probability.
 
     The paper's off-distribution figure: the answer should follow the angle at
-    radius 1 and blur towards the centre.
+    radius 1 and blur towards the centre (cells fade to grey as the model grows unsure).
     """
     top = probabilities.argmax(axis=2)
     colours = calendar_colours(len(names))[:, :3][top]
     confidence = probabilities.max(axis=2)[..., None]
-    faded = confidence * colours + (1 - confidence) * np.ones(3)
+    faded = confidence * colours + (1 - confidence) * np.full(3, UNSURE_GREY)  # grey: no calendar hue is near it
     ax.imshow(faded, aspect="auto", origin="lower", interpolation="nearest",
               extent=[np.degrees(angles[0]), np.degrees(angles[-1]), radii[0], radii[-1]])  # fmt: skip
     ax.set_xlabel("angle of the patched point (degrees)")
     ax.set_ylabel("radius (1 = the probe's circle)")
     ax.set_title(title)
     handles = [Patch(color=c, label=n[:3]) for c, n in zip(calendar_colours(len(names)), names)]
-    ax.legend(handles=handles, fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
 
 def _group_colour(name: str, index: int) -> str:
@@ -359,8 +427,8 @@ def explained_variance_layers(tables: dict[str, pd.DataFrame]) -> Figure:
     Each table has one row per layer (index ``blocks.{L}.…``) and one column
     per group in entry order, then ``unexplained``; colours follow the columns.
     """
-    figure, axes = plt.subplots(1, len(tables), figsize=(6.5 * len(tables), 3.8), squeeze=False, sharey=True)
-    for ax, (position, table) in zip(axes[0], tables.items()):
+    figure, axes = panels(len(tables), row_height=3.2, sharey=True)
+    for ax, (position, table) in zip(axes, tables.items()):
         layers = [int(hook.split(".")[1]) for hook in table.index]
         bottom = np.zeros(len(table))
         for index, group in enumerate(table.columns):
@@ -369,15 +437,16 @@ def explained_variance_layers(tables: dict[str, pd.DataFrame]) -> Figure:
         ax.set_xlabel("layer")
         ax.set_title(f"{position} token")
         ax.set_ylim(0, 1)
-    axes[0, 0].set_ylabel("share of variance (groups added in order)")
-    axes[0, -1].legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
+    axes[0].set_ylabel("share of variance\n(groups added in order)")
     figure.tight_layout()
+    figure.legend(*axes[0].get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, 0), ncol=3,
+                  frameon=False)  # fmt: skip
     return figure
 
 
 def fourier_shares(shares: np.ndarray, key: Sequence[int], minimum: float) -> Figure:
     """Bars of each frequency's share of the number embeddings' norm ``(p // 2,)``, the key frequencies ``key`` marked."""
-    figure, ax = plt.subplots(figsize=(7, 2.8))
+    figure, ax = plt.subplots(figsize=(PAGE_WIDTH_IN, 2.8))
     frequencies = np.arange(1, len(shares) + 1)
     colours = [BAND_COLOUR if k in key else POINT_COLOUR for k in frequencies]
     ax.bar(frequencies, shares, color=colours)
@@ -386,6 +455,6 @@ def fourier_shares(shares: np.ndarray, key: Sequence[int], minimum: float) -> Fi
     ax.set_xlabel("frequency k (the circle at angle 2πka/p)")
     ax.set_ylabel("share of the norm")
     ax.set_title("Where the trained embeddings put the numbers")
-    ax.legend(fontsize="small")
+    ax.legend()
     figure.tight_layout()
     return figure

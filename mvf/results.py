@@ -162,6 +162,29 @@ INTERVENTION_FINDINGS = {"matches": "replicates", "partly matches": "partly", "d
                          "inconclusive": "not testable"}  # fmt: skip
 
 
+# The findings that end in a verdict word, in the book's order: (chapter, the paper's finding).
+FINDINGS = (("circles", "Days and months lie on circles in the residual stream"),
+            ("arithmetic", "Models do modular arithmetic on weekdays and months"),
+            ("interventions", "Patching the circle moves the answer about as much as patching the whole layer"))  # fmt: skip
+
+
+def findings(records: list[dict]) -> pd.DataFrame:
+    """The verdict word per finding (rows) and profile (columns), from the records' settings; "—" where none ran.
+
+    A record states its verdict as the setting ``finding`` (``circle_finding``,
+    ``arithmetic_finding``), or, for the interventions, as ``verdict`` (the
+    category of ``interventions.verdict``, named by ``INTERVENTION_FINDINGS``).
+    """
+    table = pd.DataFrame(index=[paper for _, paper in FINDINGS])
+    for entry in records:
+        settings = entry.get("settings", {})
+        found = settings.get("finding") or INTERVENTION_FINDINGS.get(settings.get("verdict"))
+        paper = dict(FINDINGS).get(entry["chapter"])
+        if found and paper:
+            table.loc[paper, entry["profile"]] = found
+    return table.fillna("—")
+
+
 def hardware() -> str:
     """The accelerator (or CPU) the numbers were measured on."""
     if torch.cuda.is_available():
@@ -241,7 +264,7 @@ def load_records(folder: Path = RESULTS_DIR) -> list[dict]:
     return records
 
 
-def at_a_glance(records: list[dict]) -> pd.DataFrame:
+def at_a_glance(records: list[dict], chapter: str | None = None) -> pd.DataFrame:
     """One row per claim: the paper's claim, what is measured, the chapter, then one column per profile and hardware.
 
     A number recorded with its interval (``"{key} low"``, ``"{key} high"``) is shown as "value [low, high]"; a
@@ -249,7 +272,7 @@ def at_a_glance(records: list[dict]) -> pd.DataFrame:
 
     A column is named ``"{profile} ({hardware})"`` and its numbers carry the
     settings they were measured with (task, position, layer, …) and the date;
-    claims nobody measured for a profile show "—".
+    claims nobody measured for a profile show "—". ``chapter``: only that chapter's claims.
     """
     columns: dict[str, dict[str, tuple[float | None, str]]] = {}
     for entry in records:
@@ -261,6 +284,8 @@ def at_a_glance(records: list[dict]) -> pd.DataFrame:
         column |= {key: ("n/a", reason) for key, reason in entry.get("not applicable", {}).items()}
     rows = []
     for claim in CLAIMS:
+        if chapter is not None and claim.chapter != chapter:
+            continue
         row = {"claim (paper)": claim.paper, "measured here": claim.measured, "chapter": claim.chapter}
         for name, numbers in columns.items():
             if claim.key not in numbers:

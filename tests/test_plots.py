@@ -1,0 +1,88 @@
+"""mvf.plots: one style for the page, figures no wider than the column, calendar colours told apart, sliders that work
+without a kernel."""
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.colors import rgb_to_hsv
+
+from mvf import interventions, plots
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def test_the_style_keeps_every_text_at_least_the_minimum_size():
+    rc = matplotlib.rcParams
+    assert rc["figure.dpi"] == rc["savefig.dpi"] == 150
+    for key in ("font.size", "axes.titlesize", "axes.labelsize", "xtick.labelsize", "ytick.labelsize", "legend.fontsize"):
+        assert matplotlib.font_manager.FontProperties(size=rc[key]).get_size_in_points() >= plots.MIN_FONT_PT, key
+
+
+@pytest.mark.parametrize(("n", "columns", "shape"), [(1, 2, (1, 1)), (3, 2, (2, 2)), (8, 2, (4, 2)), (3, 3, (1, 3))])
+def test_panels_fill_the_page_width_and_reflow_into_rows(n, columns, shape):
+    figure, axes = plots.panels(n, row_height=2.0, columns=columns)
+    assert len(axes) == n and len(figure.axes) == n, "the unused cells are removed"
+    assert figure.get_size_inches().tolist() == [plots.PAGE_WIDTH_IN, 2.0 * shape[0]]
+    assert axes[0].get_subplotspec().get_gridspec().get_geometry() == shape
+
+
+def _sweep(layers: int = 4) -> pd.DataFrame:
+    rows = []
+    for position in interventions.POSITIONS:
+        for layer in range(layers):
+            for method in ("full patch", "circle patch", *interventions.NULLS):
+                share = {"full patch": 1.0, "circle patch": 0.8}.get(method, 0.5)
+                rows.append({"position": position, "layer": layer, "method": method,
+                             "shift from before low": 1.0 if layer != 2 else -1.0,
+                             **{f"share from {base}{end}": share for base in ("before", "mean ablation")
+                                for end in ("", " low", " high")}})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_every_figure_fits_the_page():
+    table = pd.DataFrame({"layer": range(3), "position": "operand", "margin": [0.1, 0.2, 0.3]})
+    figures = [
+        plots.share_by_layer({"a": _sweep(), "b": _sweep()}, 0.7, 0.5),
+        plots.probe_margins({"a": table, "b": table}),
+        plots.accuracy_against_chance(pd.DataFrame({"a": [0.5, 0.9]}, index=["x", "y"]), pd.Series({"x": 0.1, "y": 0.2})),
+        plots.fourier_shares(np.array([0.5, 0.3, 0.2]), [1], 0.25),
+    ]
+    assert all(figure.get_size_inches()[0] <= plots.PAGE_WIDTH_IN for figure in figures)
+
+
+def test_the_share_line_breaks_where_the_full_patch_moves_nothing():
+    figure = plots.share_by_layer({"a": _sweep()}, 0.7, 0.5)
+    circle = figure.axes[0].get_lines()[0]
+    assert circle.get_label() == "circle patch (paper's), from before"
+    assert np.isnan(circle.get_ydata()[2]) and np.allclose(np.delete(circle.get_ydata(), 2), 0.8)
+
+
+@pytest.mark.parametrize("n", [7, 12])
+def test_calendar_colours_are_cyclic_apart_and_never_near_white(n):
+    colours = plots.calendar_colours(n)
+    hue, saturation, value = rgb_to_hsv(colours[:, :3]).T
+    assert (saturation > 0.5).all() and (value < 0.9).all(), "no colour is near white"
+    steps = np.diff(np.append(hue, hue[0] + 1))
+    assert np.allclose(steps, 1 / n), "hues evenly round the wheel, the last next to the first"
+
+
+def test_the_centroid_slider_shows_one_layer_at_a_time_and_starts_where_asked():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(7), 5)
+    angles = 2 * np.pi * labels / 7
+    ring = np.column_stack([np.cos(angles), np.sin(angles), rng.normal(0, 0.01, 35)])
+    acts = {f"blocks.{layer}.hook": ring * (layer + 1) for layer in range(3)}
+    figure = plots.centroid_slider(acts, labels, [f"day{i}" for i in range(7)], title="days", start=1)
+    visible = [trace.visible for trace in figure.data]
+    assert visible == [False, False, True, True, False, False]
+    (slider,) = figure.layout.sliders
+    assert slider.active == 1 and [step.label for step in slider.steps] == ["0", "1", "2"]
+    assert slider.steps[2].args[0]["visible"] == [False, False, False, False, True, True]
+    radii = np.hypot(figure.data[3].x, figure.data[3].y)
+    assert np.isclose(radii.max(), 1.0), "each layer's plane is scaled to its largest radius"
