@@ -100,3 +100,13 @@ def test_verify_accepts_live_rows_within_the_tolerances_and_names_the_ones_beyon
     else:
         with pytest.raises(ValueError, match=r"stale; regenerate it with that command(.|\n)*\n\s*1 "):
             stored_sweeps.verify(stored, live["effects"], live["quality"], n_pairs=10)
+
+
+def test_load_matching_needs_a_stored_sweep_with_the_wanted_settings(tmp_path):
+    quality, effects = tables()
+    with pytest.raises(FileNotFoundError, match="no stored sweep of m on t: `python -m mvf.commands.sweep_interventions"):
+        stored_sweeps.load_matching("m", "t", SETTINGS, folder=tmp_path)
+    stored_sweeps.save("m", "t", SETTINGS, PROVENANCE, quality, effects, folder=tmp_path)
+    assert stored_sweeps.load_matching("m", "t", SETTINGS, folder=tmp_path).settings == SETTINGS
+    with pytest.raises(ValueError, match=r"other settings \{'weights': \('abc', 'def'\)\}"):
+        stored_sweeps.load_matching("m", "t", SETTINGS | {"weights": "def"}, folder=tmp_path)

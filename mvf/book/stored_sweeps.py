@@ -77,6 +77,22 @@ def load(model_name: str, task: str, folder: Path = SWEEPS) -> StoredSweep | Non
     return stored
 
 
+def load_matching(model_name: str, task: str, settings: dict, folder: Path = SWEEPS) -> StoredSweep:
+    """The stored sweep of ``model_name`` on ``task``, computed with ``settings`` (``sweep_settings``).
+
+    ``FileNotFoundError`` when there is none and ``ValueError`` when it was
+    computed with other settings, each naming the command that makes it.
+    """
+    regenerate = f"`python -m mvf.commands.sweep_interventions --model {model_name} --task {task}` computes it"
+    stored = load(model_name, task, folder)
+    if stored is None:
+        raise FileNotFoundError(f"no stored sweep of {model_name} on {task}: {regenerate}.")
+    if differs := differing_settings(stored, settings):
+        raise ValueError(f"the stored sweep of {model_name} on {task} was computed with other settings {differs} "
+                         f"(stored, wanted): {regenerate} again.")  # fmt: skip
+    return stored
+
+
 def sweep_settings(model, problems: Sequence, site: str, k: int, per_problem: int | None, seed: int) -> dict:
     """What a stored sweep must have been computed with to stand for a live one: the chapter's parameters, the
     model's weights and the problems (prompts and answers)."""
