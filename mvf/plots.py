@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from matplotlib.axes import Axes
-from matplotlib.colors import hsv_to_rgb
+from matplotlib.colors import ListedColormap, hsv_to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
@@ -364,6 +364,38 @@ def _share_panel(ax: Axes, rows: pd.DataFrame, match: float, part: float) -> Non
     for level in (match, part):
         ax.axhline(level, color="0.5", linestyle="--", linewidth=1)
     ax.axhline(0, color="0.8", linewidth=1)
+
+
+# One colour per verdict category (interventions.VERDICTS), none near white so that every cell shows its number.
+VERDICT_COLOURS = {"inconclusive": "#9e9e9e", "matches": "#1b9e77", "partly matches": "#e6ab02",
+                   "does not match": "#d95f02"}  # fmt: skip
+
+
+def verdict_grid(categories: pd.Series, shares: pd.Series) -> Figure:
+    """The verdict at every row and layer as a coloured grid, each cell labelled with the circle patch's share.
+
+    ``categories`` and ``shares``: indexed by (row labels…, layer), the
+    verdict's category and the circle patch's share of the full patch's
+    shift from before (printed in the cell; NaN leaves it blank).
+    """
+    rows = list(dict.fromkeys(key[:-1] for key in categories.index))
+    layers = sorted({key[-1] for key in categories.index})
+    figure, ax = plt.subplots(figsize=(PAGE_WIDTH_IN, 0.42 * len(rows) + 1.3))
+    codes = {category: index for index, category in enumerate(VERDICT_COLOURS)}
+    grid = np.array([[codes[categories[(*row, layer)]] for layer in layers] for row in rows])
+    ax.imshow(grid, cmap=ListedColormap(list(VERDICT_COLOURS.values())), vmin=0, vmax=len(codes) - 1, aspect="auto")
+    for i, row in enumerate(rows):
+        for j, layer in enumerate(layers):
+            share = shares.get((*row, layer), np.nan)
+            if np.isfinite(share):
+                ax.text(j, i, f"{share:.0%}", ha="center", va="center")
+    ax.set_xticks(range(len(layers)), layers)
+    ax.set_yticks(range(len(rows)), [", ".join(map(str, row)) for row in rows])
+    ax.set_xlabel("layer")
+    handles = [Patch(color=colour, label=category) for category, colour in VERDICT_COLOURS.items()]
+    figure.legend(handles=handles, loc="upper center", ncol=4, bbox_to_anchor=(0.5, 1.0), frameon=False)
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.45 / figure.get_size_inches()[1]))
+    return figure
 
 
 def probe_margins(qualities: dict[str, pd.DataFrame]) -> Figure:

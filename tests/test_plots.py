@@ -86,3 +86,18 @@ def test_the_centroid_slider_shows_one_layer_at_a_time_and_starts_where_asked():
     assert slider.steps[2].args[0]["visible"] == [False, False, False, False, True, True]
     radii = np.hypot(figure.data[3].x, figure.data[3].y)
     assert np.isclose(radii.max(), 1.0), "each layer's plane is scaled to its largest radius"
+
+
+def test_the_verdict_grid_colours_each_cell_by_its_category_and_prints_the_share():
+    index = pd.MultiIndex.from_tuples([("months", "final", 0), ("months", "final", 1), ("days", "operand", 0),
+                                       ("days", "operand", 1)])  # fmt: skip
+    categories = pd.Series(["matches", "inconclusive", "partly matches", "does not match"], index=index)
+    shares = pd.Series([0.93, np.nan, 0.6, 0.2], index=index)
+    figure = plots.verdict_grid(categories, shares)
+    (image,) = figure.axes[0].get_images()
+    codes = list(plots.VERDICT_COLOURS)
+    assert image.get_array().tolist() == [[codes.index("matches"), codes.index("inconclusive")],
+                                          [codes.index("partly matches"), codes.index("does not match")]]
+    assert [text.get_text() for text in figure.axes[0].texts] == ["93%", "60%", "20%"]
+    assert [label.get_text() for label in figure.axes[0].get_yticklabels()] == ["months, final", "days, operand"]
+    assert figure.get_size_inches()[0] <= plots.PAGE_WIDTH_IN
