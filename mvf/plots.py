@@ -218,6 +218,33 @@ def centroid_slider(activations: dict[str, np.ndarray], labels: np.ndarray, name
     return figure
 
 
+def points_slider(named_points: dict[str, np.ndarray], captions: dict[str, str], title: str = "") -> go.Figure:
+    """A plotly figure with a slider over named point clouds ``(n, 2)``, each shown with its caption.
+
+    Every cloud is drawn when the figure is built, so the slider works in a
+    static page without a kernel; the axes are shared, so that the clouds
+    can be compared as the slider moves.
+    """
+    figure = go.Figure()
+    for index, points in enumerate(named_points.values()):
+        figure.add_trace(go.Scattergl(x=points[:, 0], y=points[:, 1], mode="markers", visible=index == 0,
+                                      marker={"size": 3, "color": POINT_COLOUR, "opacity": 0.5}, showlegend=False))  # fmt: skip
+    names = list(named_points)
+    steps = [{"method": "update", "label": name,
+              "args": [{"visible": [other == index for other in range(len(names))]},
+                       {"title": f"{title}: {name}<br><sup>{captions[name]}</sup>"}]}
+             for index, name in enumerate(names)]  # fmt: skip
+    extent = 1.1 * max(np.abs(points).max() for points in named_points.values())
+    figure.update_layout(
+        title=f"{title}: {names[0]}<br><sup>{captions[names[0]]}</sup>", height=560,
+        sliders=[{"active": 0, "steps": steps, "currentvalue": {"visible": False}}],
+        xaxis={"range": [-extent, extent], "title": "x₁"},
+        yaxis={"range": [-extent, extent], "title": "x₂", "scaleanchor": "x"},
+        margin={"l": 50, "r": 20, "t": 70, "b": 20},
+    )  # fmt: skip
+    return figure
+
+
 def cluster_panel(projected: np.ndarray, strings: Sequence[str], pcs: tuple[int, int], ax: Axes, title: str = "") -> None:
     """A cluster's reconstructions on two PCs ``(m, ≥2)``, weekday / month tokens in cyclic colours, others grey."""
     from mvf.dates import DAYS, MONTHS

@@ -101,3 +101,13 @@ def test_the_verdict_grid_colours_each_cell_by_its_category_and_prints_the_share
     assert [text.get_text() for text in figure.axes[0].texts] == ["93%", "60%", "20%"]
     assert [label.get_text() for label in figure.axes[0].get_yticklabels()] == ["months, final", "days, operand"]
     assert figure.get_size_inches()[0] <= plots.PAGE_WIDTH_IN
+
+
+def test_the_points_slider_steps_through_the_clouds_with_their_captions():
+    clouds = {"a": np.zeros((5, 2)), "b": np.ones((5, 2)), "c": -2 * np.ones((5, 2))}
+    figure = plots.points_slider(clouds, {"a": "S 1", "b": "S 2", "c": "S 3"}, title="mix")
+    assert [trace.visible for trace in figure.data] == [True, False, False]
+    (slider,) = figure.layout.sliders
+    assert [step.label for step in slider.steps] == ["a", "b", "c"]
+    assert list(slider.steps[2].args) == [{"visible": [False, False, True]}, {"title": "mix: c<br><sup>S 3</sup>"}]
+    assert figure.layout.xaxis.range == (-2.2, 2.2), "one range for every cloud"

@@ -102,11 +102,12 @@ def test_verify_accepts_live_rows_within_the_tolerances_and_names_the_ones_beyon
             stored_sweeps.verify(stored, live["effects"], live["quality"], n_pairs=10)
 
 
-def test_load_matching_needs_a_stored_sweep_with_the_wanted_settings(tmp_path):
+def test_matching_gives_the_stored_sweep_only_with_the_wanted_settings_and_says_why_not(tmp_path):
     quality, effects = tables()
-    with pytest.raises(FileNotFoundError, match="no stored sweep of m on t: `python -m mvf.commands.sweep_interventions"):
-        stored_sweeps.load_matching("m", "t", SETTINGS, folder=tmp_path)
+    stored, why = stored_sweeps.matching("m", "t", SETTINGS, folder=tmp_path)
+    assert stored is None and why.startswith("no sweep of m on t is stored; `python -m mvf.commands.sweep_interventions")
     stored_sweeps.save("m", "t", SETTINGS, PROVENANCE, quality, effects, folder=tmp_path)
-    assert stored_sweeps.load_matching("m", "t", SETTINGS, folder=tmp_path).settings == SETTINGS
-    with pytest.raises(ValueError, match=r"other settings \{'weights': \('abc', 'def'\)\}"):
-        stored_sweeps.load_matching("m", "t", SETTINGS | {"weights": "def"}, folder=tmp_path)
+    stored, why = stored_sweeps.matching("m", "t", SETTINGS, folder=tmp_path)
+    assert stored.settings == SETTINGS and why == ""
+    stored, why = stored_sweeps.matching("m", "t", SETTINGS | {"per_problem": 1}, folder=tmp_path)
+    assert stored is None and "other settings {'per_problem': (2, 1)} (stored, wanted)" in why

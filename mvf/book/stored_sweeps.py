@@ -77,20 +77,17 @@ def load(model_name: str, task: str, folder: Path = SWEEPS) -> StoredSweep | Non
     return stored
 
 
-def load_matching(model_name: str, task: str, settings: dict, folder: Path = SWEEPS) -> StoredSweep:
-    """The stored sweep of ``model_name`` on ``task``, computed with ``settings`` (``sweep_settings``).
-
-    ``FileNotFoundError`` when there is none and ``ValueError`` when it was
-    computed with other settings, each naming the command that makes it.
-    """
+def matching(model_name: str, task: str, settings: dict, folder: Path = SWEEPS) -> tuple[StoredSweep | None, str]:
+    """The stored sweep of ``model_name`` on ``task`` if it was computed with ``settings`` (``sweep_settings``),
+    else None and the reason, naming the command that makes one."""
     regenerate = f"`python -m mvf.commands.sweep_interventions --model {model_name} --task {task}` computes it"
     stored = load(model_name, task, folder)
     if stored is None:
-        raise FileNotFoundError(f"no stored sweep of {model_name} on {task}: {regenerate}.")
+        return None, f"no sweep of {model_name} on {task} is stored; {regenerate}."
     if differs := differing_settings(stored, settings):
-        raise ValueError(f"the stored sweep of {model_name} on {task} was computed with other settings {differs} "
-                         f"(stored, wanted): {regenerate} again.")  # fmt: skip
-    return stored
+        return None, (f"its stored sweep on {task} was computed with other settings {differs} (stored, wanted); "
+                      f"{regenerate} with these.")  # fmt: skip
+    return stored, ""
 
 
 def sweep_settings(model, problems: Sequence, site: str, k: int, per_problem: int | None, seed: int) -> dict:
