@@ -161,25 +161,6 @@ def layer_scores(scores: dict[str, pd.DataFrame]) -> Figure:
     return figure
 
 
-def labelled_points_3d(points: np.ndarray, labels: np.ndarray, names: Sequence[str], title: str = "") -> go.Figure:
-    """An interactive plotly 3-D scatter of points ``(n, 3)`` coloured by calendar label."""
-    figure = go.Figure()
-    for index, name in enumerate(names):
-        chosen = labels == index
-        r, g, b, _ = (255 * calendar_colours(len(names))[index]).astype(int)
-        figure.add_trace(
-            go.Scatter3d(
-                x=points[chosen, 0], y=points[chosen, 1], z=points[chosen, 2], mode="markers", name=name,
-                marker={"size": 3, "color": f"rgb({r},{g},{b})"},
-            )
-        )  # fmt: skip
-    figure.update_layout(
-        title=title, height=520, margin={"l": 0, "r": 0, "t": 40, "b": 0},
-        scene={"xaxis_title": "PC 1", "yaxis_title": "PC 2", "zaxis_title": "PC 3"},
-    )  # fmt: skip
-    return figure
-
-
 def centroid_slider(activations: dict[str, np.ndarray], labels: np.ndarray, names: Sequence[str], title: str = "",
                     start: int = 0) -> go.Figure:  # fmt: skip
     """A plotly figure with a layer slider: the class centroids in their own PCA plane, joined in calendar order.
