@@ -30,6 +30,7 @@ import torch  # noqa: E402
 
 PAPER_SAE_WIDTH = {"gpt2-small-res-jb": 24576, "mistral-7b-res-wg": 65536}
 GEMMA_SCOPE = "gemma-scope-2b-pt-res-canonical"
+ERROR_LINES = 16
 
 
 def main() -> None:
@@ -78,7 +79,9 @@ def main() -> None:
             torch.cuda.empty_cache()
         variants = [(page, {"MODEL": name}) for page in pages]
         for outcome in execute.execute_variants(variants, env, jobs=1) if variants else []:
-            failed = f", failed: {outcome['error'].splitlines()[0]}" if outcome["error"] else ""
+            # The error and its cell's source, without the traceback: enough to find the failing line in a log.
+            failed = "" if not outcome["error"] else ", failed: " + "\n    ".join(
+                outcome["error"].split("\n\x1b", 1)[0].splitlines()[:ERROR_LINES])
             print(f"  {outcome['page'].stem}: {outcome['timing']['seconds']} s{failed}", flush=True)
 
 

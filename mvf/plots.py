@@ -114,6 +114,10 @@ def calendar_colours(n_classes: int) -> np.ndarray:
     return np.column_stack([hsv_to_rgb(hsv), np.ones(n_classes)])
 
 
+def _plotly_colours(n_classes: int) -> list[str]:
+    return [f"rgb({r},{g},{b})" for r, g, b, _ in (255 * calendar_colours(n_classes)).astype(int)]
+
+
 def centroid_circle(plane: np.ndarray, names: Sequence[str], ax: Axes, title: str = "") -> None:
     """Class centroids ``(p, 2)`` in a PCA plane, labelled and joined in calendar order."""
     colours = calendar_colours(len(names))
@@ -172,7 +176,7 @@ def centroid_slider(activations: dict[str, np.ndarray], labels: np.ndarray, name
     """
     from mvf.geometry import centroid_plane
 
-    colours = [f"rgb({r},{g},{b})" for r, g, b, _ in (255 * calendar_colours(len(names))).astype(int)]
+    colours = _plotly_colours(len(names))
     figure = go.Figure()
     for layer, points in enumerate(activations.values()):
         _, plane = centroid_plane(points, labels, len(names))
@@ -187,7 +191,7 @@ def centroid_slider(activations: dict[str, np.ndarray], labels: np.ndarray, name
     hooks = list(activations)
     steps = [{"method": "update", "label": str(layer),
               "args": [{"visible": [trace // 2 == layer for trace in range(2 * len(hooks))]},
-                       {"title": f"{title}, {hooks[layer]}: centroids in their PCA plane"}]}
+                       {"title.text": f"{title}, {hooks[layer]}: centroids in their PCA plane"}]}
              for layer in range(len(hooks))]  # fmt: skip
     figure.update_layout(
         title=f"{title}, {hooks[start]}: centroids in their PCA plane", height=520, width=None,
@@ -213,7 +217,7 @@ def points_slider(named_points: dict[str, np.ndarray], captions: dict[str, str],
     names = list(named_points)
     steps = [{"method": "update", "label": name,
               "args": [{"visible": [other == index for other in range(len(names))]},
-                       {"title": f"{title}: {name}<br><sup>{captions[name]}</sup>"}]}
+                       {"title.text": f"{title}: {name}<br><sup>{captions[name]}</sup>"}]}
              for index, name in enumerate(names)]  # fmt: skip
     extent = 1.1 * max(np.abs(points).max() for points in named_points.values())
     figure.update_layout(
@@ -223,6 +227,61 @@ def points_slider(named_points: dict[str, np.ndarray], captions: dict[str, str],
         yaxis={"range": [-extent, extent], "title": "x₂", "scaleanchor": "x"},
         margin={"l": 50, "r": 20, "t": 70, "b": 20},
     )  # fmt: skip
+    return figure
+
+
+def cluster_slider(clusters: dict[str, tuple[np.ndarray, Sequence[str]]], captions: dict[str, str],
+                   prefix: str = "rank", max_points: int = 1500, seed: int = 0) -> go.Figure:  # fmt: skip
+    """A plotly figure with a slider over clusters: each one's reconstructions on PCs 1–2 and 2–3, tokens on hover.
+
+    ``clusters``: ``{label: (projected (m, k ≥ 2), token strings (m,))}``, as
+    ``discovery.cluster_projection`` gives them; each label is a slider step,
+    titled ``"{prefix} {label}"`` over its caption. Weekday and month tokens are
+    drawn in their calendar colours, others grey. A cluster with more than
+    ``max_points`` tokens shows a random ``max_points`` of them (drawn with
+    ``seed``), so that the page stays small; the caption says how many.
+    Every cluster is drawn when the figure is built: the slider needs no kernel.
+    """
+    from plotly.subplots import make_subplots
+
+    from mvf.dates import DAYS, MONTHS
+
+    colour_of = dict(zip(DAYS, _plotly_colours(len(DAYS)))) | dict(zip(MONTHS, _plotly_colours(len(MONTHS))))
+    grey = "rgb(191,191,191)"  # cluster_panel's 0.75
+    figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.12)
+    names, titles = list(clusters), {}
+    for index, (name, (projected, strings)) in enumerate(clusters.items()):
+        if projected.ndim != 2 or projected.shape[1] < 2 or len(projected) != len(strings):
+            raise ValueError(f"cluster {name!r}: expected points (m, k ≥ 2) and m strings; got {projected.shape} "
+                             f"and {len(strings)} strings.")  # fmt: skip
+        shown = np.arange(len(projected))
+        if len(shown) > max_points:
+            shown = np.sort(np.random.default_rng(seed).choice(len(projected), max_points, replace=False))
+        words = [strings[i].strip() for i in shown]
+        colours = [colour_of.get(word, grey) for word in words]
+        # Calendar tokens drawn last, so the grey cloud does not hide them.
+        order = np.argsort([colour != grey for colour in colours], kind="stable")
+        for column, (x, y) in enumerate(((0, 1), (1, 2)), start=1):
+            if y >= projected.shape[1]:
+                x, y = 0, 1
+            figure.add_trace(go.Scattergl(
+                x=projected[shown[order], x], y=projected[shown[order], y], mode="markers",
+                text=[repr(strings[shown[i]]) for i in order], hoverinfo="text", visible=index == 0, showlegend=False,
+                marker={"size": 5, "color": [colours[i] for i in order], "opacity": 0.8},
+            ), row=1, col=column)  # fmt: skip
+        sample = f"; {len(shown)} of {len(projected)} tokens drawn at random" if len(shown) < len(projected) else ""
+        titles[name] = f"{prefix} {name}<br><sup>{captions[name]}{sample}</sup>"
+    steps = [{"method": "update", "label": name,
+              "args": [{"visible": [trace // 2 == index for trace in range(2 * len(names))]}, {"title.text": titles[name]}]}
+             for index, name in enumerate(names)]  # fmt: skip
+    figure.update_layout(
+        title=titles[names[0]], height=480, margin={"l": 50, "r": 20, "t": 80, "b": 20},
+        sliders=[{"active": 0, "steps": steps, "currentvalue": {"prefix": f"{prefix} "}, "pad": {"t": 40}}],
+    )  # fmt: skip
+    figure.update_xaxes(title_text="PC 1", row=1, col=1)
+    figure.update_yaxes(title_text="PC 2", row=1, col=1)
+    figure.update_xaxes(title_text="PC 2", row=1, col=2)
+    figure.update_yaxes(title_text="PC 3", row=1, col=2)
     return figure
 
 
@@ -455,6 +514,50 @@ def answer_grid(probabilities: np.ndarray, angles: np.ndarray, radii: np.ndarray
     ax.set_title(title)
     handles = [Patch(color=c, label=n[:3]) for c, n in zip(calendar_colours(len(names)), names)]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+
+
+def radius_slider(grids: dict[str, np.ndarray], angles: np.ndarray, radii: np.ndarray, names: Sequence[str],
+                  expected: np.ndarray, start: float = 1.0) -> go.Figure:  # fmt: skip
+    """A plotly figure with a slider over the radius: each answer's probability as the patched point goes round.
+
+    ``grids``: ``{name: (n_radii, n_angles, p)}`` answer distributions (one
+    panel each, stacked); ``angles`` in radians; ``expected``: ``(n_angles,)``
+    the answer each angle implies, drawn as a band of calendar colours above
+    the curves. The slider starts at the radius nearest ``start``. Every radius
+    is drawn when the figure is built: the slider needs no kernel.
+    """
+    from plotly.subplots import make_subplots
+
+    colours = _plotly_colours(len(names))
+    degrees = np.degrees(angles)
+    figure = make_subplots(rows=len(grids), cols=1, shared_xaxes=True, vertical_spacing=0.12,
+                           subplot_titles=[f"from the {name}" for name in grids])  # fmt: skip
+    first = int(np.argmin(np.abs(radii - start)))
+    for row in range(1, len(grids) + 1):
+        figure.add_trace(go.Scatter(x=degrees, y=np.full(len(degrees), 1.08), mode="markers", showlegend=False,
+                                    marker={"symbol": "square", "size": 6, "color": [colours[a] for a in expected]},
+                                    text=[f"the angle implies {names[a]}" for a in expected], hoverinfo="text"),
+                         row=row, col=1)  # fmt: skip
+    for step, _ in enumerate(radii):
+        for row, grid in enumerate(grids.values(), start=1):
+            for answer, name in enumerate(names):
+                figure.add_trace(go.Scatter(x=degrees, y=grid[step, :, answer], mode="lines", name=name[:3],
+                                            line={"color": colours[answer], "width": 2}, visible=step == first,
+                                            legendgroup=name, showlegend=row == 1), row=row, col=1)  # fmt: skip
+    per_radius = len(grids) * len(names)
+    bands = [True] * len(grids)
+    steps = [{"method": "update", "label": f"{radius:.1f}",
+              "args": [{"visible": bands + [trace // per_radius == step for trace in range(per_radius * len(radii))]}]}
+             for step, radius in enumerate(radii)]  # fmt: skip
+    figure.update_layout(
+        height=300 * len(grids) + 120, margin={"l": 60, "r": 20, "t": 40, "b": 20},
+        sliders=[{"active": first, "steps": steps, "currentvalue": {"prefix": "radius (1 = the probe's circle): "},
+                  "pad": {"t": 50}}],
+        legend={"title": "answer"},
+    )  # fmt: skip
+    figure.update_yaxes(range=[0, 1.15], title_text="probability")
+    figure.update_xaxes(title_text="angle of the patched point (degrees)", row=len(grids), col=1)
+    return figure
 
 
 def _group_colour(name: str, index: int) -> str:

@@ -109,5 +109,44 @@ def test_the_points_slider_steps_through_the_clouds_with_their_captions():
     assert [trace.visible for trace in figure.data] == [True, False, False]
     (slider,) = figure.layout.sliders
     assert [step.label for step in slider.steps] == ["a", "b", "c"]
-    assert list(slider.steps[2].args) == [{"visible": [False, False, True]}, {"title": "mix: c<br><sup>S 3</sup>"}]
+    assert list(slider.steps[2].args) == [{"visible": [False, False, True]}, {"title.text": "mix: c<br><sup>S 3</sup>"}]
     assert figure.layout.xaxis.range == (-2.2, 2.2), "one range for every cloud"
+
+
+def test_the_cluster_slider_shows_one_cluster_at_a_time_colours_calendar_tokens_and_samples_big_ones():
+    rng = np.random.default_rng(0)
+    small = (rng.normal(size=(4, 3)), [" Monday", " cat", "Friday", " dog"])
+    big = (rng.normal(size=(50, 2)), [" March"] * 50)
+    figure = plots.cluster_slider({"1": small, "9": big}, {"1": "cluster 7: S 0.1", "9": "cluster 3: S 0.2"},
+                                  max_points=20)
+    assert [trace.visible for trace in figure.data] == [True, True, False, False]
+    (slider,) = figure.layout.sliders
+    assert [step.label for step in slider.steps] == ["1", "9"]
+    title = "rank 9<br><sup>cluster 3: S 0.2; 20 of 50 tokens drawn at random</sup>"
+    assert list(slider.steps[1].args) == [{"visible": [False, False, True, True]}, {"title.text": title}]
+    grey, monday, friday = "rgb(191,191,191)", plots._plotly_colours(7)[0], plots._plotly_colours(7)[4]
+    assert list(figure.data[0].marker.color) == [grey, grey, monday, friday], "calendar tokens last, in their colours"
+    assert list(figure.data[0].text) == ["' cat'", "' dog'", "' Monday'", "'Friday'"]
+    drawn = small[0][[1, 3, 0, 2]]
+    assert np.allclose(figure.data[1].x, drawn[:, 1]) and np.allclose(figure.data[1].y, drawn[:, 2]), "PCs 2–3"
+    assert len(figure.data[2].x) == 20 and set(figure.data[2].x) <= set(big[0][:, 0])
+    assert np.allclose(figure.data[3].y, figure.data[2].y), "two PCs only: both panels show PCs 1–2"
+    with pytest.raises(ValueError, match="expected points"):
+        plots.cluster_slider({"bad": (np.zeros((3, 1)), ["a"] * 3)}, {"bad": ""})
+
+
+def test_the_radius_slider_starts_on_the_circle_and_keeps_the_implied_answers_shown():
+    radii = np.linspace(0, 1.9, 20)
+    angles = np.linspace(0, 2 * np.pi, 6, endpoint=False)
+    grid = np.random.default_rng(0).dirichlet(np.ones(3), size=(20, 6))
+    expected = np.array([0, 0, 1, 1, 2, 2])
+    figure = plots.radius_slider({"mean": grid, "own": grid[::-1]}, angles, radii, ["Jan", "Feb", "Mar"], expected)
+    bands, curves = figure.data[:2], figure.data[2:]
+    assert len(curves) == 20 * 2 * 3 and all(band.visible is not False for band in bands)
+    assert list(bands[0].marker.color) == [plots._plotly_colours(3)[a] for a in expected]
+    on_circle = [trace for trace in curves if trace.visible]
+    assert len(on_circle) == 6 and np.allclose(on_circle[1].y, grid[10, :, 1])
+    assert np.allclose(on_circle[4].y, grid[9, :, 1]), "the second panel's grid, at the same radius"
+    (slider,) = figure.layout.sliders
+    assert slider.active == 10 and slider.steps[0].label == "0.0"
+    assert slider.steps[0].args[0]["visible"][:2 + 6] == [True] * 2 + [True] * 6

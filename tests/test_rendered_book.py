@@ -13,6 +13,7 @@ Chromium is Debian's ``chromium`` package, which ``make test`` installs.
 
 import functools
 import http.server
+import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,7 @@ PAGES = [TOC["root"]] + [chapter["file"] for chapter in TOC["chapters"]]
 # sphinx-thebe's script is included twice by the Jupyter Book 1 theme and redeclares a constant; it is harmless
 # to readers (launch buttons still work) and not ours to fix, so it is the one page error tolerated.
 KNOWN_THEME_ERRORS = ("Identifier 'THEBE_JS_URL' has already been declared",)
+LIVE_WIDGET = re.compile(r"^widgets\.\w+\(", re.MULTILINE)  # a chapter cell that shows an mvf.widgets explorer
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +105,21 @@ def test_page_renders_for_a_reader(site, browser, name):
     # A widget needs a kernel: in the static book it would be a blank area. Interactive figures are plotly's.
     widgets = page.locator("script[type='application/vnd.jupyter.widget-view+json']").count()
     assert widgets == 0, f"{name}: {widgets} ipywidgets rendered (blank without a kernel): tag their cells remove-output"
+    # A live widget is an extra for readers with a kernel: its page also draws an interactive figure that needs none.
+    source = ROOT / "book" / "myst" / f"{Path(name).name}.md"
+    if source.exists() and LIVE_WIDGET.search(source.read_text()):
+        drawn = page.locator(".plotly-graph-div .main-svg").count()
+        assert drawn >= 1, f"{name}: a live-notebook widget and no plotly figure for the static page"
+    # Each titled plotly slider redraws without a kernel: its last step shows its own title (plotly.js 3 drops a
+    # title given as a bare string in a step's layout update).
+    for figure in page.locator(".plotly-graph-div:has(.slider-rail-touch-rect):has(.gtitle)").all():
+        figure.scroll_into_view_if_needed()
+        title = figure.locator(".gtitle").first.text_content()
+        rail = figure.locator(".slider-rail-touch-rect").first.bounding_box()
+        page.mouse.click(rail["x"] + rail["width"] - 3, rail["y"] + rail["height"] / 2)
+        page.wait_for_timeout(500)
+        titles = figure.locator(".gtitle").all_text_contents()
+        assert titles and titles[0] and titles[0] != title, f"{name}: a slider step lost or kept its figure's title"
     # Figures for the page: an image shrunk by more than 150 dpi / 92 dpi puts mvf.plots' 10 pt text below 80 % of the
     # body text's size (a figure wider than plots.PAGE_WIDTH_IN, or drawn outside mvf.plots' style).
     shrunk = page.evaluate(
