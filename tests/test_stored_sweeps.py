@@ -111,3 +111,26 @@ def test_matching_gives_the_stored_sweep_only_with_the_wanted_settings_and_says_
     assert stored.settings == SETTINGS and why == ""
     stored, why = stored_sweeps.matching("m", "t", SETTINGS | {"per_problem": 1}, folder=tmp_path)
     assert stored is None and "other settings {'per_problem': (2, 1)} (stored, wanted)" in why
+
+
+def test_side_by_side_sets_each_sweeps_verdict_share_and_margin_cell_by_cell(monkeypatch):
+    def judged(effects, quality):  # a stand-in verdict that reads the circle patch's share, per cell
+        circle = effects[effects["method"] == "circle patch"].set_index(["position", "layer"])["share from before"]
+        return circle.map(lambda share: "matches" if share > 0.6 else "partly matches")
+
+    monkeypatch.setattr("mvf.interventions.sweep_verdicts", judged)
+    quality, effects = tables()
+    quality = quality.assign(layer=[0, 1, 1])  # the cells the effects cover
+    other = effects.copy()
+    other.loc[(other["method"] == "circle patch") & (other["layer"] == 1), "share from before"] = 0.9
+    sweeps = {"seed 0": stored_sweeps.StoredSweep(SETTINGS, {}, quality, effects),
+              "seed 1": stored_sweeps.StoredSweep(SETTINGS | {"seed": 1}, {}, quality.assign(margin=0.2), other)}
+    cells = stored_sweeps.side_by_side(sweeps)
+    assert list(cells.index) == [("final", 1), ("operand", 0), ("operand", 1)]
+    assert cells["verdict"].to_dict("list") == {"seed 0": ["partly matches"] * 3,
+                                                "seed 1": ["matches", "partly matches", "matches"]}
+    assert cells[("circle share", "seed 1")].tolist() == [0.9, 0.5, 0.9]
+    assert cells[("margin", "seed 0")].tolist() == [0.0, 0.1, 0.3] and cells[("margin", "seed 1")].tolist() == [0.2] * 3
+    fewer = stored_sweeps.StoredSweep(SETTINGS, {}, quality, effects[effects["position"] == "operand"])
+    with pytest.raises(ValueError, match="cover different"):
+        stored_sweeps.side_by_side({"a": sweeps["seed 0"], "b": fewer})

@@ -141,3 +141,27 @@ def verify(stored: StoredSweep, effects: pd.DataFrame, quality: pd.DataFrame, n_
             f"({stored.provenance['hardware']}, {stored.provenance['minutes']} min); the {len(gap)} patch rows and "
             f"{len(probe_gap)} probe rows computed live agree with it within {LOGIT_DIFF_TOLERANCE} in logit "
             f"difference, 1/{n_pairs} in accuracy and {R2_TOLERANCE} in R²")
+
+
+def side_by_side(sweeps: dict[str, StoredSweep]) -> pd.DataFrame:
+    """Two or more stored sweeps of one model and task (other seeds, say), cell by cell.
+
+    Indexed by ``(position, layer)``; for each named sweep its verdict
+    (``interventions.sweep_verdicts``), the circle patch's share from before
+    and the probe's margin, columns ``(quantity, name)``. ``ValueError`` if
+    the sweeps do not cover the same cells.
+    """
+    from mvf.interventions import sweep_verdicts
+
+    columns = {}
+    for name, sweep in sweeps.items():
+        circle = sweep.effects[sweep.effects["method"] == "circle patch"].set_index(["position", "layer"])
+        columns[("verdict", name)] = sweep_verdicts(sweep.effects, sweep.quality)
+        columns[("circle share", name)] = circle["share from before"]
+        columns[("margin", name)] = sweep.quality.set_index(["position", "layer"])["margin"]
+    cells = [set(columns[(quantity, name)].index) for quantity in ("verdict", "margin") for name in sweeps]
+    if any(other != cells[0] for other in cells[1:]):
+        raise ValueError(f"the sweeps {list(sweeps)} cover different (position, layer) cells; compare sweeps of one "
+                         "model and task, made by the same command with another --seed.")  # fmt: skip
+    return pd.DataFrame(columns).sort_index()
+
