@@ -165,6 +165,22 @@ def layer_scores(scores: dict[str, pd.DataFrame]) -> Figure:
     return figure
 
 
+def _slider_steps(labels: Sequence[str], traces_per_step: int, titles: Sequence[str] | None = None,
+                  always_shown: int = 0) -> list[dict]:  # fmt: skip
+    """A plotly slider's steps, each showing only its own ``traces_per_step`` traces (added step after step, after
+    ``always_shown`` traces every step keeps) and, with ``titles``, its own title.
+
+    The title is set as ``title.text``: plotly.js 3 drops a title given as a bare string in a step's layout update.
+    """
+    steps = []
+    for step, label in enumerate(labels):
+        own = [trace // traces_per_step == step for trace in range(traces_per_step * len(labels))]
+        visible = [True] * always_shown + own
+        steps.append({"method": "update", "label": label,
+                      "args": [{"visible": visible}] + ([{"title.text": titles[step]}] if titles is not None else [])})
+    return steps
+
+
 def centroid_slider(activations: dict[str, np.ndarray], labels: np.ndarray, names: Sequence[str], title: str = "",
                     start: int = 0) -> go.Figure:  # fmt: skip
     """A plotly figure with a layer slider: the class centroids in their own PCA plane, joined in calendar order.
@@ -189,10 +205,8 @@ def centroid_slider(activations: dict[str, np.ndarray], labels: np.ndarray, name
                                                                       "line": {"color": "black", "width": 1}},
                                     visible=layer == start, showlegend=False))  # fmt: skip
     hooks = list(activations)
-    steps = [{"method": "update", "label": str(layer),
-              "args": [{"visible": [trace // 2 == layer for trace in range(2 * len(hooks))]},
-                       {"title.text": f"{title}, {hooks[layer]}: centroids in their PCA plane"}]}
-             for layer in range(len(hooks))]  # fmt: skip
+    steps = _slider_steps([str(layer) for layer in range(len(hooks))], 2,
+                          [f"{title}, {hook}: centroids in their PCA plane" for hook in hooks])  # fmt: skip
     figure.update_layout(
         title=f"{title}, {hooks[start]}: centroids in their PCA plane", height=520, width=None,
         sliders=[{"active": start, "currentvalue": {"prefix": "layer "}, "steps": steps}],
@@ -215,10 +229,7 @@ def points_slider(named_points: dict[str, np.ndarray], captions: dict[str, str],
         figure.add_trace(go.Scattergl(x=points[:, 0], y=points[:, 1], mode="markers", visible=index == 0,
                                       marker={"size": 3, "color": POINT_COLOUR, "opacity": 0.5}, showlegend=False))  # fmt: skip
     names = list(named_points)
-    steps = [{"method": "update", "label": name,
-              "args": [{"visible": [other == index for other in range(len(names))]},
-                       {"title.text": f"{title}: {name}<br><sup>{captions[name]}</sup>"}]}
-             for index, name in enumerate(names)]  # fmt: skip
+    steps = _slider_steps(names, 1, [f"{title}: {name}<br><sup>{captions[name]}</sup>" for name in names])
     extent = 1.1 * max(np.abs(points).max() for points in named_points.values())
     figure.update_layout(
         title=f"{title}: {names[0]}<br><sup>{captions[names[0]]}</sup>", height=560,
@@ -271,9 +282,7 @@ def cluster_slider(clusters: dict[str, tuple[np.ndarray, Sequence[str]]], captio
             ), row=1, col=column)  # fmt: skip
         sample = f"; {len(shown)} of {len(projected)} tokens drawn at random" if len(shown) < len(projected) else ""
         titles[name] = f"{prefix} {name}<br><sup>{captions[name]}{sample}</sup>"
-    steps = [{"method": "update", "label": name,
-              "args": [{"visible": [trace // 2 == index for trace in range(2 * len(names))]}, {"title.text": titles[name]}]}
-             for index, name in enumerate(names)]  # fmt: skip
+    steps = _slider_steps(names, 2, [titles[name] for name in names])
     figure.update_layout(
         title=titles[names[0]], height=480, margin={"l": 50, "r": 20, "t": 80, "b": 20},
         sliders=[{"active": 0, "steps": steps, "currentvalue": {"prefix": f"{prefix} "}, "pad": {"t": 40}}],
@@ -544,11 +553,7 @@ def radius_slider(grids: dict[str, np.ndarray], angles: np.ndarray, radii: np.nd
                 figure.add_trace(go.Scatter(x=degrees, y=grid[step, :, answer], mode="lines", name=name[:3],
                                             line={"color": colours[answer], "width": 2}, visible=step == first,
                                             legendgroup=name, showlegend=row == 1), row=row, col=1)  # fmt: skip
-    per_radius = len(grids) * len(names)
-    bands = [True] * len(grids)
-    steps = [{"method": "update", "label": f"{radius:.1f}",
-              "args": [{"visible": bands + [trace // per_radius == step for trace in range(per_radius * len(radii))]}]}
-             for step, radius in enumerate(radii)]  # fmt: skip
+    steps = _slider_steps([f"{radius:.1f}" for radius in radii], len(grids) * len(names), always_shown=len(grids))
     figure.update_layout(
         height=300 * len(grids) + 120, margin={"l": 60, "r": 20, "t": 40, "b": 20},
         sliders=[{"active": first, "steps": steps, "currentvalue": {"prefix": "radius (1 = the probe's circle): "},
