@@ -16,8 +16,9 @@ import pandas as pd
 import torch
 from tqdm.std import tqdm  # text bars on stderr: a notebook widget would not render in the book
 
+from mvf import geometry, irreducibility
 from mvf.activations import check_hook, collect_at_positions, logits_at_positions, pad_prompts
-from mvf.probes import CircleProbe, circle_targets, fit_circle_probe, quality_by_layer
+from mvf.probes import SPANNED_RTOL, CircleProbe, circle_plane, circle_targets, fit_circle_probe, quality_by_layer
 from mvf.tasks import Problem, candidates
 from mvf.tasks import positions as positions_in
 from mvf.tokens import prepends_bos
@@ -27,6 +28,14 @@ POSITIONS = ("operand", "final")
 # The circle patch read against patches that carry no circle: through a probe of a scrambled calendar order, and
 # through a random plane of the probe's PCA space.
 NULLS = ("circle patch, shuffled-order probe (null)", "random-plane patch (null)")
+# Ours: every key circle of the value at once (the Fourier frequencies of its class centroids), read against a random
+# subspace of the same dimension of the space the activations span.
+KEY_CIRCLES = "key circles patch (ours)"
+KEY_SHUFFLED = "key circles patch, shuffled-order probes (null)"
+KEY_NULL = "random-subspace patch of the key circles' dimension (null)"
+# Each patch and the nulls it is compared with, pair by pair (``summarize``'s advantage columns).
+PAIRED = {"circle patch": NULLS, KEY_CIRCLES: (KEY_SHUFFLED, KEY_NULL)}
+
 # At the final position ("c") the paper's donor for a new answer γ' is the problem with answer γ' and duration β = 3.
 PAPER_DONOR_SHIFT = 3
 BOOTSTRAP_DRAWS = 1000  # resamples of the problems for each interval
@@ -108,11 +117,6 @@ def circles_patch(probes: list[CircleProbe], clean: np.ndarray, points: np.ndarr
     return clean + (points - now) @ np.linalg.pinv(maps) @ components
 
 
-def circle_plane(probe: CircleProbe) -> np.ndarray:
-    """Orthonormal basis ``(2, d)`` of the plane in which ``circle_patch`` moves activations."""
-    return np.linalg.qr((np.linalg.pinv(probe.weights[:-1]) @ probe.components).T)[0].T
-
-
 def subspace_patch(basis: np.ndarray, clean: np.ndarray, donor: np.ndarray) -> np.ndarray:
     """Replace the component of ``clean`` ``(n, d)`` in the row space of ``basis`` ``(k, d)`` by ``donor``'s."""
     return clean + (donor - clean) @ basis.T @ basis
@@ -149,9 +153,47 @@ def shuffled_order(period: int, seed: int = 0) -> np.ndarray:
     return order
 
 
+def key_circle_probes(
+    clean: np.ndarray, values: np.ndarray, period: int, frequencies: list[int], relabel: np.ndarray | None = None
+) -> list[CircleProbe]:  # fmt: skip
+    """One probe per frequency f, reading value y at angle 2πf·relabel[y]/p, all in one PCA space of 2·len(frequencies) dimensions.
+
+    ``clean``: ``(n, d)``; ``values``: ``(n,)``; ``relabel``: ``(period,)`` a
+    relabelling of the values (``shuffled_order``), the calendar order when
+    ``None``. The probes share their PCA components (``circles_patch``).
+    """
+    order = np.arange(period) if relabel is None else relabel
+    return [fit_circle_probe(clean, (f * order[values]) % period, period, k=2 * len(frequencies)) for f in frequencies]
+
+
+def key_circle_points(values: np.ndarray, period: int, frequencies: list[int], relabel: np.ndarray | None = None) -> np.ndarray:
+    """Where ``key_circle_probes`` read each value ``(n,)`` on every circle: ``(n, 2 · len(frequencies))``."""
+    order = np.arange(period) if relabel is None else relabel
+    return np.hstack([circle_targets((f * order[values]) % period, period) for f in frequencies])
+
+
+def random_subspace_of(clean: np.ndarray, dimension: int, seed: int = 0) -> np.ndarray:
+    """Orthonormal basis ``(dimension, d)`` of a random subspace of the space the centred activations ``(n, d)`` span.
+
+    ``ValueError`` when they span fewer than ``dimension`` directions: the
+    subspace would be all of it, which is no null.
+    """
+    space = spanned(clean)
+    if len(space) <= dimension:
+        raise ValueError(f"the activations span {len(space)} directions: a random subspace of {dimension} of them "
+                         f"is no null; use more problems.")  # fmt: skip
+    return np.linalg.qr((random_basis(dimension, clean.shape[1], seed) @ space.T @ space).T)[0].T
+
+
+def spanned(clean: np.ndarray) -> np.ndarray:
+    """Orthonormal basis ``(m, d)`` of the directions the centred activations ``(n, d)`` span (beyond rounding)."""
+    _, singular, vt = np.linalg.svd(clean - clean.mean(axis=0), full_matrices=False)
+    return vt[singular > SPANNED_RTOL * singular[0]]
+
+
 def methods(
     probe: CircleProbe, clean: np.ndarray, donors: np.ndarray, seed: int = 0, null_probe: CircleProbe | None = None,
-    null_order: np.ndarray | None = None,
+    null_order: np.ndarray | None = None, frequencies: list[int] | None = None, values: np.ndarray | None = None,
 ) -> dict[str, Callable]:  # fmt: skip
     """Each method: (problem indices, new values) ``(n_pairs,)`` → replacement activations ``(n_pairs, d)``.
 
@@ -166,6 +208,10 @@ def methods(
     the mean with a random plane of the probe's PCA space set to the donor's,
     left out where the activations determine only two dimensions (an exact
     circle: its plane is the only one there, so the null would be the circle).
+    With ``frequencies`` (``geometry.key_circles``) and the ``values`` ``(n_problems,)``
+    the probes read, ours too: every key circle of the mean set at once
+    (``KEY_CIRCLES``), against the same patch through shuffled-order probes and
+    a random subspace of the same dimension set to the donor's (``PAIRED``).
     """
     period = probe.period
     mean = clean.mean(axis=0)
@@ -191,6 +237,38 @@ def methods(
         chosen[NULLS[1]] = lambda i, y: subspace_patch(random_plane, everywhere(i), clean[donors])
     if null_probe is not None:
         chosen[NULLS[0]] = lambda i, y: circle_patch(null_probe, everywhere(i), circle_targets(null_order[y], period))
+    if frequencies is not None:
+        chosen |= key_methods(clean, values, period, frequencies, donors, null_order, seed)
+    return chosen
+
+
+def key_methods(
+    clean: np.ndarray, values: np.ndarray, period: int, frequencies: list[int], donors: np.ndarray,
+    null_order: np.ndarray | None, seed: int = 0,
+) -> dict[str, Callable]:  # fmt: skip
+    """Ours: ``KEY_CIRCLES`` and its nulls (``PAIRED``), as ``methods``' entries; see ``methods``.
+
+    None where the activations span no more than the key circles' dimensions
+    (a constructed model's exact circles): there every subspace of that
+    dimension is the circles' own, and no null exists.
+    """
+    if len(spanned(clean)) <= 2 * len(frequencies):
+        return {}
+    mean = clean.mean(axis=0)
+
+    def everywhere(rows: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(mean, (len(rows), clean.shape[1]))
+
+    key = key_circle_probes(clean, values, period, frequencies)
+    subspace = random_subspace_of(clean, 2 * len(frequencies), seed)
+    chosen = {
+        KEY_CIRCLES: lambda i, y: circles_patch(key, everywhere(i), key_circle_points(y, period, frequencies)),
+        KEY_NULL: lambda i, y: subspace_patch(subspace, everywhere(i), clean[donors]),
+    }
+    if null_order is not None:
+        shuffled = key_circle_probes(clean, values, period, frequencies, null_order)
+        chosen[KEY_SHUFFLED] = lambda i, y: circles_patch(shuffled, everywhere(i),
+                                                          key_circle_points(y, period, frequencies, null_order))  # fmt: skip
     return chosen
 
 
@@ -256,11 +334,19 @@ def summarize(diffs: dict[str, np.ndarray], wins: dict[str, np.ndarray], groups:
     before's); its *share from mean ablation* measures both from the mean
     ablation instead, which already erases the old value. Each comes with the
     bootstrap 95 % interval over problems (``bootstrap_means``; ``low``, ``high``).
+
+    A null's row (``PAIRED``) also holds the paired comparison with its patch,
+    on the same resampled problems: ``advantage in share`` and ``advantage in
+    wins`` (the patch's share of the shift and accuracy minus the null's, with
+    intervals), and ``null reaches share`` / ``null reaches wins``, the share of
+    resamples in which the null does at least as much as the patch (NaN on
+    other rows).
     """
     names = list(diffs)
-    values = np.stack([diffs[name] for name in names])
-    # Row 0: the estimate on every problem; the other rows: the bootstrap draws.
-    means = np.vstack([values.mean(axis=1), bootstrap_means(values, groups, seed=seed)])
+    # Row 0: the estimate on every problem; the other rows: the bootstrap draws (one resampling for both measures).
+    drawn = bootstrap_means(np.stack([diffs[name] for name in names] + [wins[name] for name in names]), groups, seed=seed)
+    estimate = np.concatenate([[diffs[name].mean() for name in names], [wins[name].mean() for name in names]])
+    means, accuracy = np.split(np.vstack([estimate, drawn]), 2, axis=1)
     at = {name: j for j, name in enumerate(names)}
     before, ablated, full = (means[:, [at[name]]] for name in ("before", "mean ablation", "full patch"))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -270,15 +356,29 @@ def summarize(diffs: dict[str, np.ndarray], wins: dict[str, np.ndarray], groups:
             "share from before": (means - before) / (full - before),
             "share from mean ablation": (means - ablated) / (full - ablated),
         }
-    low, high = 50 * (1 - INTERVAL), 50 * (1 + INTERVAL)
+    paired = {null: patch for patch, nulls in PAIRED.items() if patch in at for null in nulls if null in at}
     rows = []
     for name, j in at.items():
         row = {"method": name, "accuracy": float(wins[name].mean())}
         for label, measured in measures.items():
-            row |= {label: float(measured[0, j]), f"{label} low": float(np.nanpercentile(measured[1:, j], low)),
-                    f"{label} high": float(np.nanpercentile(measured[1:, j], high))}  # fmt: skip
+            row |= _with_interval(label, measured[:, j])
+        patch = at.get(paired.get(name))
+        advantages = {"share": measures["share from before"], "wins": accuracy}
+        for label, measured in advantages.items():
+            difference = measured[:, patch] - measured[:, j] if patch is not None else np.full(len(measured), np.nan)
+            row |= _with_interval(f"advantage in {label}", difference)
+            row[f"null reaches {label}"] = float((difference[1:] <= 0).mean()) if patch is not None else np.nan
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _with_interval(label: str, measured: np.ndarray) -> dict[str, float]:
+    """``{label: estimate, label low, label high}`` from ``(1 + draws,)``: the estimate, then the bootstrap draws."""
+    low, high = 50 * (1 - INTERVAL), 50 * (1 + INTERVAL)
+    if np.isnan(measured[1:]).all():
+        return {label: float(measured[0]), f"{label} low": np.nan, f"{label} high": np.nan}
+    return {label: float(measured[0]), f"{label} low": float(np.nanpercentile(measured[1:], low)),
+            f"{label} high": float(np.nanpercentile(measured[1:], high))}  # fmt: skip
 
 
 def sweep(
@@ -292,21 +392,25 @@ def sweep(
     ``position`` ("operand" or "final") whose value the probes read
     (``read_values``); ``clean_by_hook``: ``{hook: (n_problems, d)}`` clean
     activations there. The shuffled-order null's probe is fitted at each
-    hook to the values relabelled by ``shuffled_order(period, seed)``.
+    hook to the values relabelled by ``shuffled_order(period, seed)``; the
+    key circles (ours, ``methods``) are the centroids' key frequencies
+    (``geometry.key_circles``), listed in the ``frequencies`` column.
     A pair's new answer is y' + β at the operand, y' at the final position.
     """
     period = problems[0].period  # pragma: no mutate (the problems of a task share their period)
     index, target = target_pairs(problems, position, per_problem, seed)
     donors = matching_problems(problems, index, target, position)
-    order = shuffled_order(period, seed)
-    relabelled = order[read_values(problems, position)]
+    order, values = shuffled_order(period, seed), read_values(problems, position)
+    relabelled = order[values]
     tables = []
     for hook, probe in tqdm(probes_by_hook.items(), desc="layers"):  # pragma: no mutate (the bar's look)
-        null_probe = fit_circle_probe(clean_by_hook[hook], relabelled, period, k=len(probe.components))
-        chosen = methods(probe, clean_by_hook[hook], donors, seed, null_probe, order)
+        clean = clean_by_hook[hook]
+        null_probe = fit_circle_probe(clean, relabelled, period, k=len(probe.components))
+        frequencies = geometry.key_circles(clean, values, period)
+        chosen = methods(probe, clean, donors, seed, null_probe, order, frequencies, values)
         replaced = {name: method(index, target) for name, method in chosen.items()}
         table = measure(model, problems, index, donors, hook, positions, replaced, seed, batch_size)
-        tables.append(table.assign(hook=hook, layer=check_hook(model, hook)))
+        tables.append(table.assign(hook=hook, layer=check_hook(model, hook), frequencies=" ".join(map(str, frequencies))))
     columns = ["hook", "layer", "method"]
     table = pd.concat(tables, ignore_index=True)
     return table[columns + [c for c in table if c not in columns]]
@@ -346,25 +450,30 @@ def position_sweep(
 
     The clean activations at ``position`` ("operand" or "final", from the
     tokenization) are collected at every hook (cached under ``cache_dir``
-    when given); returns ``probes.quality_by_layer``'s table and ``sweep``'s,
-    each with a ``position`` column.
+    when given); returns ``probes.quality_by_layer``'s table, with the
+    indices S and M of each layer's planes (``irreducibility.by_layer``), and
+    ``sweep``'s, each with a ``position`` column.
     """
     period = problems[0].period  # pragma: no mutate (the problems of a task share their period)
     where = np.array([positions_in(model.tokenizer, p, prepends_bos(model))[position] for p in problems])
     values = read_values(problems, position)
     clean = collect_at_positions(model, [p.prompt for p in problems], where, hooks, cache_dir=cache_dir)
     clean = {hook: acts.numpy().astype(np.float64) for hook, acts in clean.items()}  # pragma: no mutate (None: float64 too)
-    quality = quality_by_layer(clean, values, period, k=k, seed=seed).assign(position=position)
+    quality = quality_by_layer(clean, values, period, k=k, seed=seed)
+    indices = irreducibility.by_layer(clean, values, period, k=k, seed=seed)
+    quality = quality.merge(indices, on="layer").assign(position=position)
     fitted = {hook: fit_circle_probe(clean[hook], values, period, k=k) for hook in sweep_hooks}
     effects = sweep(model, problems, fitted, clean, where, position, per_problem=per_problem, seed=seed)
     return quality, effects.assign(position=position)
 
 
 class Verdict(NamedTuple):
-    """The paper's claim judged at one layer: ``category`` is one of ``VERDICTS``; ``sentence`` says why, with the numbers."""
+    """The paper's claim judged at one layer: ``category`` is one of ``VERDICTS``; ``sentence`` says why, with the
+    numbers; ``rule``: the row of ``DECISIONS`` that decided it."""
 
     category: str
     sentence: str
+    rule: int
 
 
 VERDICTS = ("inconclusive", "matches", "partly matches", "does not match")
@@ -375,78 +484,100 @@ NOTHING = 0.1  # a share, measured from mean ablation, under which the circle ad
 SAME_ANSWER = 0.8  # the circle patch's accuracy, as a share of the full patch's, at which it moves the answer as far
 
 
-def verdict(rows: pd.DataFrame, probe_r2: float | None = None) -> Verdict:
+def verdict(rows: pd.DataFrame, probe_r2: float | None = None, patch: str = "circle patch") -> Verdict:
     """The paper's claim at one layer and position, on its metric: does the circle patch shift the logit difference as the full patch does?
 
     ``rows``: ``summarize``'s table of one layer, indexed by method;
-    ``probe_r2``: the circle probe's held-out R² there. The rule, on the
-    circle patch's share of the full patch's shift from "before" with its 95 %
-    interval:
+    ``probe_r2``: the circle probe's held-out R² there; ``patch``: the patch
+    judged (the paper's ``"circle patch"``, or ours, ``KEY_CIRCLES``), read
+    against its nulls (``PAIRED``). The rule, in order (``DECISIONS``):
 
-    - inconclusive when the probe does not read the value (R² below
-      ``MIN_PROBE_R2``: the patch then moves along a plane fitted to noise,
-      and its effect changes with the last bits of the activations), when
-      the full patch's own shift is not above 0 (its interval reaches 0:
-      there is nothing to reproduce) or when the share's interval is wider than 1;
-    - *matches* when the full patch makes the new answer win at least twice
-      as often as chance (the ``chance`` column), the circle patch
-      *reproduces* the full patch and no null does: a patch reproduces it when its share is at least ``MATCH``
-      with a lower bound of at least ``PART`` and its new answer wins at
-      least ``SAME_ANSWER`` times as often as after the full patch (the logit
-      difference compares two answers only: a patch aimed at the old
-      answer's neighbour raises it nearly as much as the right one);
-    - *does not match* when even the top of the share's interval is below
-      ``PART``, or when the top of the interval of the share measured from
-      mean ablation is below ``NOTHING``: a patch that starts from the mean
-      gets the mean ablation's shift (about half, from erasing the old value)
-      for free, and a circle that adds under a tenth of the rest adds nothing;
-    - *partly matches* otherwise.
+    1. inconclusive when the probe does not read the value (R² below
+       ``MIN_PROBE_R2``: the patch then moves along a plane fitted to noise),
+       when the full patch's own shift is not above 0 (its interval reaches 0:
+       there is nothing to reproduce) or when the patch's share of it has an
+       interval wider than 1;
+    2. *does not match* when any null is not beaten, pair by pair on the same
+       resampled problems: the lower bound of the patch's advantage in share
+       is at most 0, or its advantage in wins is below 0 across its whole
+       interval (the null does as much, so the shift is not the circle's);
+    3. inconclusive when the full patch makes the new answer win less than
+       twice as often as chance (the ``chance`` column): the answers do not
+       move, so there is no answer for the circle to carry;
+    4. *matches* when the patch reproduces the full patch: a share of at least
+       ``MATCH`` with a lower bound of at least ``PART``, and the new answer
+       winning at least ``SAME_ANSWER`` times as often as after the full patch
+       (the logit difference compares two answers only: a patch aimed at the
+       old answer's neighbour raises it nearly as much as the right one);
+    5. *does not match* when even the top of the share's interval is below
+       ``PART``, or when the top of the share measured from mean ablation is
+       below ``NOTHING`` (a patch from the mean gets the mean ablation's shift
+       for free; a circle adding under a tenth of the rest adds nothing);
+    6. *partly matches* otherwise.
 
-    Shares and accuracies are compared as printed, to two decimals. The
-    share from mean ablation decides only whether the circle adds nothing,
-    not whether it matches: a patch that starts from the mean loses part of
-    the logits' scale even where it carries the whole value (the positive
-    control's operand).
+    Shares and accuracies are compared as printed, to two decimals, so that an
+    exact tie of a construction falls on the same side on every CPU.
+    ``ValueError`` when a null's row lacks the paired comparison (a table
+    from before ``summarize`` made it: recompute it).
     """
-    # Judged on the numbers as the sentence prints them (two decimals), so that an exact tie of the construction
-    # (a share of exactly one half, say) falls on the same side on every CPU.
     rows = rows.select_dtypes("number").round(2).assign(chance=rows["chance"])
-    full, circle = rows.loc["full patch"], rows.loc["circle patch"]
+    full, circle = rows.loc["full patch"], rows.loc[patch]
+    name = patch.split(" (")[0]
+    nulls = rows.loc[[null for null in PAIRED[patch] if null in rows.index]]
+    if len(nulls) and "advantage in share low" not in nulls:
+        raise ValueError("a null's row has no paired interval: the table was summarised before the paired test "
+                         "existed; recompute it (python -m mvf.commands.sweep_interventions).")  # fmt: skip
     if probe_r2 is not None and probe_r2 < MIN_PROBE_R2:
         return Verdict("inconclusive", f"inconclusive: the circle probe does not read the value here (held-out R² "
-                       f"{probe_r2:.2f}), so there is no circle to patch")  # fmt: skip
+                       f"{probe_r2:.2f}), so there is no circle to patch", 0)  # fmt: skip
     if full["shift from before low"] <= 0:
         return Verdict("inconclusive", f"inconclusive: the full patch shifts the logit difference by "
                        f"{_interval(full, 'shift from before', '.2f')}, an interval that reaches 0, so there is no "  # pragma: no mutate (.2F differs only for inf and nan)
-                       f"effect for the circle to reproduce")  # fmt: skip
+                       f"effect for the circle to reproduce", 1)  # fmt: skip
     if circle["share from before high"] - circle["share from before low"] > 1:
-        return Verdict("inconclusive", f"inconclusive: the circle patch's share of the full patch's shift, "
-                       f"{_interval(circle, 'share from before')}, is too uncertain to judge")  # fmt: skip
-    nulls = rows.loc[[name for name in NULLS if name in rows.index]]
-    reproduced = [name for name, row in nulls.iterrows() if _reproduces(row, full)]
-    answers_move = full["accuracy"] >= 2 * full["chance"]
-    erased = rows.loc["mean ablation", "share from before"]  # what a patch from the mean gets for free
-    if _reproduces(circle, full) and not reproduced and answers_move:
-        category = "matches"
+        return Verdict("inconclusive", f"inconclusive: the {name}'s share of the full patch's shift, "
+                       f"{_interval(circle, 'share from before')}, is too uncertain to judge", 2)  # fmt: skip
+    measured = (f"the {name} does {_interval(circle, 'share from before')} of the full patch's shift (wins "
+                f"{circle['accuracy']:.2f}, the full patch {full['accuracy']:.2f}, chance {full['chance']:.2f})")  # fmt: skip
+    against = "; ".join(f"against the {null.split(' (')[0]}: {_interval(row, 'advantage in share', '+.2f')} in share, "
+                        f"{_interval(row, 'advantage in wins', '+.2f')} in wins" for null, row in nulls.iterrows())  # fmt: skip
+    unbeaten = [null.split(" (")[0] for null, row in nulls.iterrows() if not beaten(row)]
+    if unbeaten:
+        return Verdict("does not match", f"does not match: the {' and the '.join(unbeaten)} "
+                       f"{'does' if len(unbeaten) == 1 else 'do'} as much ({measured}; {against})", 3)  # fmt: skip
+    if full["accuracy"] < 2 * full["chance"]:
+        return Verdict("inconclusive", f"inconclusive: the answers do not move (the full patch's new answer wins "
+                       f"{full['accuracy']:.2f}, under twice chance, {full['chance']:.2f})", 4)  # fmt: skip
+    if _reproduces(circle, full):
+        category, rule = "matches", 5
     elif circle["share from before high"] < PART or circle["share from mean ablation high"] < NOTHING:
-        category = "does not match"
+        category, rule = "does not match", 6
     else:
-        category = "partly matches"
-    against = ""
-    if len(nulls):
-        done = " and ".join(f"{row['share from before']:.0%} ({name.split(' (')[0]}; wins {row['accuracy']:.2f})"
-                            for name, row in nulls.iterrows())  # fmt: skip
-        against = f"; the nulls do {done}" + (f", so {' and '.join(n.split(' (')[0] for n in reproduced)} does as "
-                                              f"much as the circle" if reproduced else "")  # fmt: skip
-    weak = "" if answers_move else f" (under twice chance, {full['chance']:.2f}: the answers hardly move)"
-    return Verdict(category, f"the circle patch does {_interval(circle, 'share from before')} of the full patch's "
-                   f"shift in logit difference from before (the mean ablation {erased:.0%}; "
-                   f"{_interval(circle, 'share from mean ablation')} measured from it){against}; the new answer wins "
-                   f"in {circle['accuracy']:.2f} of the pairs against {full['accuracy']:.2f} for the full patch{weak}: "
-                   f"this {category} the paper")  # fmt: skip
+        category, rule = "partly matches", 7
+    nulls_said = f"it beats every null ({against})" if len(nulls) else "no null exists here (the activations span only its circles)"
+    return Verdict(category, f"{category}: {measured}; {nulls_said}", rule)
 
 
-def sweep_verdicts(effects: pd.DataFrame, quality: pd.DataFrame) -> pd.Series:
+# The rule of ``verdict`` as a decision table: the outcome, when it is reached (in this order) and why.
+DECISIONS = pd.DataFrame(
+    [
+        ("inconclusive", f"the circle probe's held-out R² is below {MIN_PROBE_R2}", "no circle to patch: its plane is fitted to noise"),
+        ("inconclusive", "the full patch's shift has an interval reaching 0", "nothing to reproduce"),
+        ("inconclusive", "the circle's share has an interval wider than 1", "too uncertain to judge"),
+        ("does not match", "a null is not beaten: the advantage in share has a lower bound ≤ 0, or the advantage in "
+         "wins is below 0 across its interval", "a patch with no calendar circle does as much"),
+        ("inconclusive", "the full patch's new answer wins less than twice chance", "the answers do not move"),
+        ("matches", f"share ≥ {MATCH} with lower bound ≥ {PART}, and wins ≥ {SAME_ANSWER} × the full patch's",
+         "the circle carries what the full patch does"),
+        ("does not match", f"share's upper bound < {PART}, or its share from mean ablation < {NOTHING}",
+         "the circle carries too little"),
+        ("partly matches", "otherwise", "beats every null, carries part of the shift"),
+    ],
+    columns=["outcome", "when", "why"],
+)  # fmt: skip
+
+
+def sweep_verdicts(effects: pd.DataFrame, quality: pd.DataFrame, patch: str = "circle patch") -> pd.Series:
     """``verdict``'s category at every position and layer of a sweep: a Series indexed by ``(position, layer)``.
 
     ``effects`` and ``quality``: ``position_sweep``'s tables (a stored
@@ -454,11 +585,36 @@ def sweep_verdicts(effects: pd.DataFrame, quality: pd.DataFrame) -> pd.Series:
     held-out R² comes from ``quality``'s row of the same position and layer.
     """
     probe_r2 = quality.set_index(["position", "layer"])["circle R2"]
-    judged = {key: verdict(rows.set_index("method"), probe_r2[key]).category
-              for key, rows in effects.groupby(["position", "layer"], sort=False)}  # fmt: skip
+    judged = {key: verdict(rows.set_index("method"), probe_r2[key], patch).category
+              for key, rows in effects.groupby(["position", "layer"], sort=False)
+              if patch in set(rows["method"])}  # fmt: skip
     found = pd.Series(judged, dtype=object)
     found.index.names = ["position", "layer"]
     return found
+
+
+def beaten(null: pd.Series) -> bool:
+    """Whether a patch beats this null's row (``summarize``'s paired columns): more of the shift, pair by pair, with
+    the advantage's lower bound above 0, and not fewer wins across the advantage's whole interval."""
+    return bool(null["advantage in share low"] > 0 and null["advantage in wins high"] >= 0)
+
+
+def null_power(effects: pd.DataFrame, patch: str = "circle patch") -> pd.DataFrame:
+    """The paired test's power, measured where the patch is known to carry the answer (a control's cells).
+
+    ``effects``: ``summarize``'s rows of those cells, with ``method`` and
+    ``cell`` columns (any label of the cell). One row per null of ``patch``
+    (``PAIRED``) present: ``cells``, the share of cells where the patch
+    ``beaten`` it (the power: where the answer is known, how often the test
+    says so), and the mean share of resamples in which it reached the patch's
+    share and wins (``null reaches share``, ``null reaches wins``).
+    """
+    rows = effects[effects["method"].isin(PAIRED[patch])].copy()
+    rounded = rows.select_dtypes("number").round(2)  # as ``verdict`` compares them
+    rows["beaten"] = [beaten(row) for _, row in rounded.iterrows()]
+    return rows.groupby("method", sort=False).agg(
+        cells=("cell", "nunique"), beaten=("beaten", "mean"), **{"null reaches share": ("null reaches share", "mean"),
+                                                                  "null reaches wins": ("null reaches wins", "mean")})  # fmt: skip
 
 
 def _reproduces(patch: pd.Series, full: pd.Series) -> bool:

@@ -45,6 +45,11 @@ class CircleProbe:
         return np.arctan2(point[:, 1], point[:, 0])
 
 
+def circle_plane(probe: CircleProbe) -> np.ndarray:
+    """Orthonormal basis ``(2, d)`` of the plane in which the probe's circle patch moves activations (``interventions.circle_patch``)."""
+    return np.linalg.qr((np.linalg.pinv(probe.weights[:-1]) @ probe.components).T)[0].T
+
+
 def circle_targets(values: np.ndarray, period: int) -> np.ndarray:
     """(cos 2πy/p, sin 2πy/p) for integer values ``(n,)`` → ``(n, 2)``."""
     angle = 2 * np.pi * np.asarray(values) / period
@@ -56,7 +61,12 @@ def _check(activations: np.ndarray, values: np.ndarray, k: int) -> None:
         raise ValueError(f"activations must be (n, d) with one value each; got {activations.shape} and {len(values)}.")
     if not np.isfinite(activations).all():
         raise ValueError("activations contain NaN or inf.")
-    if not 1 <= k <= min(activations.shape) - 1:
+    if k < 1:
+        raise ValueError(f"k={k}: a probe needs at least one PCA dimension; use k >= 1 (the paper's is {DEFAULT_K}).")
+    if len(np.unique(values)) < 3:
+        raise ValueError(f"the values hold {len(np.unique(values))} distinct class(es); a circle needs at least 3: "
+                         f"fit the probe on points of several values.")  # fmt: skip
+    if k > min(activations.shape) - 1:
         raise ValueError(f"k={k} is too large: with {activations.shape[0]} points in {activations.shape[1]} "
                          f"dimensions, k can be at most {min(activations.shape) - 1}.")  # fmt: skip
 

@@ -35,16 +35,13 @@ import pandas as pd
 import torch
 from tqdm.std import tqdm
 
-from mvf import interventions, tasks
+from mvf import geometry, interventions, tasks
 from mvf.activations import collect_at_positions
 from mvf.probes import circle_targets, fit_circle_probe
 from mvf.tasks import Problem
 from mvf.tokens import prepends_bos
 
 MODULUS = 59
-# A frequency holding at least this share of the embeddings' norm is a key frequency; spread evenly over the 29
-# frequencies of 59 numbers, each would hold 3.4 %.
-KEY_SHARE = 0.05
 PROFILE = "circle-control-trained"
 
 
@@ -163,25 +160,6 @@ def train(
     return model.eval(), curve
 
 
-def fourier_shares(embedding: np.ndarray) -> np.ndarray:
-    """Each frequency's share of the squared norm of number embeddings ``(p, d)`` (rows in numeric order): ``(p // 2,)``.
-
-    The discrete Fourier transform over the numbers of the centred
-    embeddings: entry k − 1 holds frequency k's cos and sin components at
-    2πka/p (1 ≤ k ≤ p // 2).
-    """
-    p = len(embedding)
-    spectrum = np.fft.rfft(embedding - embedding.mean(axis=0), axis=0)[1 : p // 2 + 1]
-    power = (np.abs(spectrum) ** 2).sum(axis=1)
-    return power / power.sum()
-
-
-def key_frequencies(shares: np.ndarray, minimum: float = KEY_SHARE) -> list[int]:
-    """The frequencies holding at least ``minimum`` of the norm (``fourier_shares``), strongest first."""
-    strongest = np.argsort(shares, kind="stable")[::-1]
-    return [int(i) + 1 for i in strongest if shares[i] >= minimum]
-
-
 def key_circles_effects(
     model, problems: list[Problem], order: np.ndarray, frequencies: list[int], hook: str, position: str,
     per_problem: int | None = 1, seed: int = 0,
@@ -190,28 +168,24 @@ def key_circles_effects(
 
     ``problems`` on the circle ``order`` (``problems(order=...)``). A probe
     per frequency f reads the number n (``order[value]``) at angle 2πfn/p, all
-    in one PCA space of 2 · len(frequencies) dimensions; the "circle patch"
-    row sets every circle of the mean activation to the new value at once
-    (``interventions.circles_patch``), its null does the same through probes
-    fitted to a shuffled order of the numbers (``interventions.shuffled_order``).
+    in one PCA space of 2 · len(frequencies) dimensions; the
+    ``interventions.KEY_CIRCLES`` row sets every circle of the mean activation
+    to the new value at once, its nulls (``interventions.PAIRED``) do the same
+    through probes of a shuffled order of the numbers and through a random
+    subspace of the same dimension (``interventions.key_methods``).
     """
     period = problems[0].period
     where = np.array([tasks.positions(model.tokenizer, p, prepends_bos(model))[position] for p in problems])
     clean = collect_at_positions(model, [p.prompt for p in problems], where, [hook])[hook].numpy().astype(np.float64)
-    numbers = order[interventions.read_values(problems, position)]
-    shuffled = interventions.shuffled_order(period, seed)
+    values = interventions.read_values(problems, position)
     index, target = interventions.target_pairs(problems, position, per_problem, seed)
     donors = interventions.matching_problems(problems, index, target, position)
+    # The probes read the numbers (order[value]), so values and new values enter in that numbering.
+    chosen = interventions.key_methods(clean, order[values], period, frequencies, donors,
+                                       interventions.shuffled_order(period, seed), seed)  # fmt: skip
     mean = np.broadcast_to(clean.mean(axis=0), (len(index), clean.shape[1]))
-
-    def joint_patch(relabel: np.ndarray) -> np.ndarray:
-        fitted = [fit_circle_probe(clean, relabel[(f * numbers) % period], period, k=2 * len(frequencies))
-                  for f in frequencies]  # fmt: skip
-        points = np.hstack([circle_targets(relabel[(f * order[target]) % period], period) for f in frequencies])
-        return interventions.circles_patch(fitted, mean, points)
-
-    replaced = {"before": clean[index], "full patch": clean[donors], "mean ablation": mean,
-                "circle patch": joint_patch(np.arange(period)), interventions.NULLS[0]: joint_patch(shuffled)}  # fmt: skip
+    replaced = {"before": clean[index], "full patch": clean[donors], "mean ablation": mean}
+    replaced |= {name: method(index, order[target]) for name, method in chosen.items()}
     return interventions.measure(model, problems, index, donors, hook, where, replaced, seed=seed)
 
 

@@ -154,3 +154,28 @@ def test_a_closing_step_exactly_at_the_limit_closes_the_ring(monkeypatch):
     assert geometry.cyclic_order_score(square) == 1.0
     monkeypatch.setattr(geometry, "CLOSING_STEP", 0.99)
     assert geometry.cyclic_order_score(square) == 0.75
+
+
+@pytest.mark.parametrize("k", [1, 5, 14])
+def test_the_key_frequency_is_the_embeddings_strongest(k):
+    p, generator = 29, np.random.default_rng(k)
+    angles = 2 * np.pi * k * np.arange(p) / p
+    weaker = 2 * np.pi * ((k + 3) % (p // 2) + 1) * np.arange(p) / p
+    embedding = np.zeros((p, 12))
+    embedding[:, :2] = 3 * np.column_stack([np.cos(angles), np.sin(angles)])
+    embedding[:, 2:4] = np.column_stack([np.cos(weaker), np.sin(weaker)])
+    embedding += 0.1 * generator.standard_normal(embedding.shape) + 5.0  # an offset the centring removes
+    shares = geometry.fourier_shares(embedding)
+    assert shares.shape == (p // 2,) and np.isclose(shares.sum(), 1.0) and shares[k - 1] > 0.6
+    assert geometry.key_frequencies(shares, minimum=0.05) == [k, (k + 3) % (p // 2) + 1]
+
+
+def test_the_key_circles_of_a_cloud_are_its_centroids_circles_never_the_line_at_half_the_period():
+    generator = np.random.default_rng(0)
+    values = np.arange(120) % 12
+    on = lambda f: np.column_stack([np.cos(2 * np.pi * f * values / 12), np.sin(2 * np.pi * f * values / 12)])  # noqa: E731
+    # Frequencies 2 and 3 strong, 1 absent, and an alternation (frequency 6: a line) stronger than 3.
+    points = np.hstack([2 * on(2), on(3), 1.5 * np.cos(np.pi * values)[:, None], 0.01 * generator.normal(size=(120, 3))])
+    assert geometry.key_circles(points, values, 12) == [1, 2, 3]  # the first circle always, the line never
+    assert geometry.key_circles(np.hstack([on(1), 0.01 * generator.normal(size=(120, 3))]), values, 12) == [1]
+

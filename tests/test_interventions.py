@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from mvf import activations, interventions, probes, tasks
+from mvf import activations, geometry, interventions, irreducibility, probes, tasks
 
 HOOK = "blocks.4.hook_resid_post"
 
@@ -140,7 +140,7 @@ def test_the_bootstrap_resamples_whole_problems():
 
 def test_the_verdict_judges_the_circle_patchs_share_of_the_full_patchs_shift():
     matched, _ = _judged(full=2.0, circle=1.8)
-    assert matched.category == "matches" and matched.sentence.endswith("this matches the paper")
+    assert matched.category == "matches" and matched.sentence.startswith("matches: the circle patch does 95%")
     partly, _ = _judged(full=2.0, circle=0.0)  # 60 % from before
     assert partly.category == "partly matches" and "59% [57%, 62%] of the full patch" in partly.sentence
     # Most of the shift in logit difference, but the new answer rarely wins: the patch aims near, not at, the value.
@@ -156,16 +156,51 @@ def test_the_verdict_judges_the_circle_patchs_share_of_the_full_patchs_shift():
     unread = interventions.verdict(_judged(full=2.0, circle=1.8)[1], probe_r2=0.05)
     assert unread.category == "inconclusive" and "does not read" in unread.sentence
     assert interventions.verdict(_judged(full=2.0, circle=1.8)[1], probe_r2=0.9).category == "matches"
-    # A null that moves the answer as far as the circle patch: the circle is not what carries it.
-    judged = _judged(full=2.0, circle=1.8, null=1.8)[0]
-    assert judged.category == "partly matches" and "shuffled-order probe does as much as the circle" in judged.sentence
-    # The full patch shifts the logit difference but the new answer hardly ever wins: nothing to match by accuracy.
+    # A null that shifts the logit difference as far as the circle patch, pair by pair: the circle is not what does it,
+    # even where that null's new answer rarely wins.
+    for wins_share in (None, {interventions.NULLS[0]: 0.2}):
+        judged = _judged(full=2.0, circle=1.8, null=1.8, wins_share=wins_share)[0]
+        assert judged.category == "does not match" and "shuffled-order probe does as much" in judged.sentence
+    # A null with less of the shift whose new answer wins more often than the circle's does as much too.
+    wins_more = _judged(full=2.0, circle=1.8, null=0.5, wins_share={"circle patch": 0.5, interventions.NULLS[0]: 0.9})
+    assert wins_more[0].category == "does not match"
+    # The full patch shifts the logit difference but the new answer hardly ever wins: the answers do not move.
     weak = _judged(full=2.0, circle=1.8, wins_share={"full patch": 0.2, "circle patch": 0.2})[0]
-    assert weak.category == "partly matches" and "the answers hardly move" in weak.sentence
-    # ... but a null that shifts the logit difference without making the new answer win does not.
-    assert _judged(full=2.0, circle=1.8, null=1.8, wins_share={interventions.NULLS[0]: 0.2})[0].category == "matches"
+    assert weak.category == "inconclusive" and "the answers do not move" in weak.sentence
     judged = {_judged(*args)[0].category for args in [(2.0, 1.8), (2.0, 0.0), (2.0, -2.8), (-3.0, 1.0)]}
     assert judged == set(interventions.VERDICTS)
+
+
+def test_the_paired_comparison_reads_the_same_resampled_problems_for_the_patch_and_its_null():
+    _, table = _judged(full=2.0, circle=1.8, null=1.8)
+    null, circle = table.loc[interventions.NULLS[0]], table.loc["circle patch"]
+    assert null["advantage in share"] == pytest.approx(circle["share from before"] - null["share from before"])
+    assert null["advantage in wins"] == pytest.approx(circle["accuracy"] - null["accuracy"])
+    assert null["advantage in share low"] < 0 < null["advantage in share high"]
+    # Paired, the interval of the difference is narrower than the two shares' own intervals side by side.
+    unpaired = (circle["share from before high"] - null["share from before low"]) - (
+        circle["share from before low"] - null["share from before high"])
+    assert null["advantage in share high"] - null["advantage in share low"] < unpaired
+    assert 0 < null["null reaches share"] < 1
+    assert table.loc[["before", "full patch", "circle patch"], "advantage in share"].isna().all()
+    # A null identical to the patch reaches it in every resample, with no spread.
+    groups = np.repeat(np.arange(10), 2)
+    same = {"before": np.zeros(20), "mean ablation": np.ones(20), "full patch": np.full(20, 3.0),
+            "circle patch": np.linspace(1, 3, 20), interventions.NULLS[1]: np.linspace(1, 3, 20)}  # fmt: skip
+    identical = interventions.summarize(same, {name: d > 2 for name, d in same.items()}, groups).set_index("method")
+    row = identical.loc[interventions.NULLS[1]]
+    assert row["advantage in share low"] == row["advantage in share high"] == 0 and row["null reaches wins"] == 1
+
+
+def test_a_table_without_the_paired_comparison_is_refused_with_the_command_that_remakes_it():
+    old = _table(null={}).drop(columns=[c for c in _table(null={}) if c.startswith("advantage")])
+    with pytest.raises(ValueError, match="sweep_interventions"):
+        interventions.verdict(old)
+
+
+def test_the_decision_table_lists_every_outcome_in_the_rules_order():
+    assert set(interventions.DECISIONS["outcome"]) == set(interventions.VERDICTS)
+    assert interventions.DECISIONS["outcome"].tolist()[3:5] == ["does not match", "inconclusive"]  # nulls, then wins
 
 
 def test_the_shuffled_order_is_never_the_same_circle():
@@ -199,7 +234,7 @@ def test_the_papers_circle_patch_starts_from_the_mean_and_the_baselines_do_what_
     mean = clean.mean(axis=0)
     wanted = probes.circle_targets(target, 7)
     np.testing.assert_allclose(probe.circle_point(made["circle patch"]), wanted, atol=1e-8)
-    plane = interventions.circle_plane(probe)
+    plane = probes.circle_plane(probe)
     outside = (made["circle patch"] - mean) - (made["circle patch"] - mean) @ plane.T @ plane
     np.testing.assert_allclose(outside, 0, atol=1e-8)  # only the circle differs from the mean
     np.testing.assert_allclose(made["full patch"], clean[donors])
@@ -275,6 +310,8 @@ def test_the_position_sweep_at_the_last_residual_measures_what_unpatched_runs_gi
     clean = activations.collect_at_positions(model, [p.prompt for p in problems], finals, hooks)
     wanted = probes.quality_by_layer({h: a.numpy().astype(np.float64) for h, a in clean.items()},
                                      np.array([p.answer for p in problems]), 7, k=3, seed=2)  # fmt: skip
+    wanted = wanted.merge(irreducibility.by_layer({h: a.numpy().astype(np.float64) for h, a in clean.items()},
+                                                  np.array([p.answer for p in problems]), 7, k=3, seed=2), on="layer")
     pd.testing.assert_frame_equal(quality.drop(columns="position"), wanted, atol=1e-12, rtol=1e-9)
     assert set(effects["hook"]) == {last} and set(effects["layer"]) == {model.cfg.n_layers - 1}
     assert set(effects["position"]) == {"final"} and np.allclose(effects["chance"], 1 / 7)
@@ -367,7 +404,7 @@ def test_every_method_makes_what_its_name_says(setup):
                                clean[index] - clean[index] @ probe.components.T @ probe.components, atol=1e-8)  # fmt: skip
     moved = made["in-plane circle move (ours)"]
     np.testing.assert_allclose(probe.circle_point(moved), probes.circle_targets(target, 7), atol=1e-8)
-    plane = interventions.circle_plane(probe)
+    plane = probes.circle_plane(probe)
     np.testing.assert_allclose((moved - clean[index]) - (moved - clean[index]) @ plane.T @ plane, 0, atol=1e-8)
 
 
@@ -412,18 +449,22 @@ def test_a_full_patch_that_shifts_nothing_gives_undefined_shares_without_a_float
 
 def _table(circle: dict | None = None, full: dict | None = None, null: dict | None = None, chance: float = 0.25):
     """A ``summarize`` table of one layer, written by hand: each method's share from before, from mean ablation, the
-    full patch's shift, with intervals, and accuracy; defaults give a clear "matches"."""
-    def row(share, low, high, accuracy, shift=(1.0, 0.5, 1.5), ablated=(0.5, 0.3, 0.7)):
+    full patch's shift, with intervals, and accuracy, and the null's paired advantages; defaults give a clear "matches"."""
+    def row(share, low, high, accuracy, shift=(1.0, 0.5, 1.5), ablated=(0.5, 0.3, 0.7), share_gain=(np.nan,) * 3,
+            wins_gain=(np.nan,) * 3):  # fmt: skip
         return {"share from before": share, "share from before low": low, "share from before high": high,
                 "share from mean ablation": ablated[0], "share from mean ablation low": ablated[1],
                 "share from mean ablation high": ablated[2], "shift from before": shift[0],
-                "shift from before low": shift[1], "shift from before high": shift[2], "accuracy": accuracy}  # fmt: skip
+                "shift from before low": shift[1], "shift from before high": shift[2], "accuracy": accuracy,
+                "advantage in share": share_gain[0], "advantage in share low": share_gain[1],
+                "advantage in share high": share_gain[2], "advantage in wins": wins_gain[0],
+                "advantage in wins low": wins_gain[1], "advantage in wins high": wins_gain[2]}  # fmt: skip
 
     rows = {"before": row(0.0, 0.0, 0.0, 0.1), "mean ablation": row(0.4, 0.3, 0.5, 0.2),
             "full patch": row(1.0, 1.0, 1.0, 0.5) | (full or {}),
             "circle patch": row(0.9, 0.8, 1.0, 0.45) | (circle or {})}  # fmt: skip
     if null is not None:
-        rows[interventions.NULLS[0]] = row(0.1, 0.0, 0.2, 0.1) | null
+        rows[interventions.NULLS[0]] = row(0.1, 0.0, 0.2, 0.1, share_gain=(0.8, 0.6, 1.0), wins_gain=(0.35, 0.2, 0.5)) | null
     return pd.DataFrame.from_dict(rows, orient="index").assign(chance=chance)
 
 
@@ -432,6 +473,7 @@ def _table(circle: dict | None = None, full: dict | None = None, null: dict | No
     ({}, {"shift from before low": 0.0}, None, None, "inconclusive"),            # a shift interval touching 0
     ({"share from before low": 0.25, "share from before high": 1.25}, {}, None, None, "partly matches"),  # width 1
     ({}, {"accuracy": 0.5}, None, None, "matches"),                              # exactly twice chance moves the answers
+    ({}, {"accuracy": 0.49}, None, None, "inconclusive"),                        # under it they do not
     ({"share from before": 0.7}, {}, None, None, "matches"),                     # a share exactly at MATCH
     ({"share from before low": 0.5}, {}, None, None, "matches"),                 # a lower bound exactly at PART
     ({"accuracy": 0.4}, {}, None, None, "matches"),                              # exactly SAME_ANSWER of the full's wins
@@ -440,6 +482,12 @@ def _table(circle: dict | None = None, full: dict | None = None, null: dict | No
      "partly matches"),                                                          # a top exactly at PART
     ({"share from mean ablation high": 0.1, "share from before": 0.6}, {}, None, None, "partly matches"),  # at NOTHING
     ({"share from mean ablation high": 0.09, "share from before": 0.6}, {}, None, None, "does not match"),
+    ({}, {}, {}, None, "matches"),                                               # every null beaten
+    ({}, {}, {"advantage in share low": 0.0}, None, "does not match"),          # a lower bound at 0 is not beaten
+    ({}, {}, {"advantage in share low": 0.01}, None, "matches"),
+    ({}, {}, {"advantage in wins high": 0.0}, None, "matches"),                 # wins tied at the top: not below
+    ({}, {}, {"advantage in wins high": -0.01}, None, "does not match"),        # wins below across the interval
+    ({}, {"accuracy": 0.3}, {"advantage in share low": 0.0}, None, "does not match"),  # the nulls come first
 ])  # fmt: skip
 def test_the_verdicts_thresholds_fall_on_the_documented_side(circle, full, null, probe_r2, category):
     assert interventions.verdict(_table(circle, full, null), probe_r2).category == category
@@ -449,21 +497,19 @@ def test_the_verdicts_sentences_say_what_was_measured():
     inconclusive = interventions.verdict(_table(full={"shift from before": 0.1, "shift from before low": -0.2}))
     assert inconclusive.sentence == ("inconclusive: the full patch shifts the logit difference by 0.10 [-0.20, 1.50], an "
                                      "interval that reaches 0, so there is no effect for the circle to reproduce")  # fmt: skip
-    copied = interventions.verdict(_table(null={"share from before": 0.9, "share from before low": 0.8, "accuracy": 0.45}))
+    copied = interventions.verdict(_table(null={"advantage in share": 0.05, "advantage in share low": -0.05}))
     assert copied.sentence == (
-        "the circle patch does 90% [80%, 100%] of the full patch's shift in logit difference from before (the mean "
-        "ablation 40%; 50% [30%, 70%] measured from it); the nulls do 90% (circle patch, shuffled-order probe; wins 0.45), "
-        "so circle patch, shuffled-order probe does as much as the circle; the new answer wins in 0.45 of the pairs "
-        "against 0.50 for the full patch: this partly matches the paper")  # fmt: skip
+        "does not match: the circle patch, shuffled-order probe does as much (the circle patch does 90% [80%, 100%] of "
+        "the full patch's shift (wins 0.45, the full patch 0.50, chance 0.25); against the circle patch, shuffled-order "
+        "probe: +0.05 [-0.05, +1.00] in share, +0.35 [+0.20, +0.50] in wins)")  # fmt: skip
     weak = interventions.verdict(_table(full={"accuracy": 0.3}, null={}))
-    assert weak.sentence == (
-        "the circle patch does 90% [80%, 100%] of the full patch's shift in logit difference from before (the mean "
-        "ablation 40%; 50% [30%, 70%] measured from it); the nulls do 10% (circle patch, shuffled-order probe; wins 0.10); "
-        "the new answer wins in 0.45 of the pairs against 0.30 for the full patch (under twice chance, 0.25: the answers "
-        "hardly move): this partly matches the paper")  # fmt: skip
-    plain = interventions.verdict(_table())
-    assert plain.sentence.startswith("the circle patch does 90% [80%, 100%] of the full patch's shift") and "nulls" not in plain.sentence
-    assert plain.sentence.endswith("against 0.50 for the full patch: this matches the paper")
+    assert weak.sentence == ("inconclusive: the answers do not move (the full patch's new answer wins 0.30, under "
+                             "twice chance, 0.25)")  # fmt: skip
+    plain = interventions.verdict(_table(null={}))
+    assert plain.sentence == (
+        "matches: the circle patch does 90% [80%, 100%] of the full patch's shift (wins 0.45, the full patch 0.50, "
+        "chance 0.25); it beats every null (against the circle patch, shuffled-order probe: +0.80 [+0.60, +1.00] in "
+        "share, +0.35 [+0.20, +0.50] in wins)")  # fmt: skip
 
 
 def test_a_sweep_measures_every_method_at_each_hook_with_its_seed(model, setup):
@@ -481,9 +527,12 @@ def test_a_sweep_measures_every_method_at_each_hook_with_its_seed(model, setup):
     donors = interventions.matching_problems(problems, index, target, "operand")
     order = interventions.shuffled_order(7, 5)
     null = probes.fit_circle_probe(clean, order[starts], 7, k=3)
-    made = {name: method(index, target) for name, method in interventions.methods(fitted[HOOK], clean, donors, 5, null, order).items()}
+    frequencies = geometry.key_circles(clean, starts, 7)
+    made = {name: method(index, target) for name, method in
+            interventions.methods(fitted[HOOK], clean, donors, 5, null, order, frequencies, starts).items()}  # fmt: skip
     wanted = interventions.measure(model, problems, index, donors, HOOK, positions, made, seed=5)
-    got = table[table["hook"] == HOOK].drop(columns=["hook", "layer"]).reset_index(drop=True)
+    got = table[table["hook"] == HOOK].drop(columns=["hook", "layer", "frequencies"]).reset_index(drop=True)
+    assert set(table.loc[table["hook"] == HOOK, "frequencies"]) == {" ".join(map(str, frequencies))}
     pd.testing.assert_frame_equal(got, wanted, atol=1e-5, rtol=1e-5)
     assert set(table.loc[table["hook"] == other, "layer"]) == {2}
     default = interventions.measure(model, problems, index, donors, HOOK, positions, made)
@@ -507,18 +556,17 @@ def test_implied_answers_are_integers():
 
 
 def test_two_nulls_are_listed_and_both_named_when_both_do_as_much():
-    both = _table(null={"share from before": 0.9, "share from before low": 0.8, "accuracy": 0.45})
+    both = _table(null={"advantage in share low": -0.1})
     both.loc[interventions.NULLS[1]] = both.loc[interventions.NULLS[0]]
     sentence = interventions.verdict(both).sentence
-    assert ("the nulls do 90% (circle patch, shuffled-order probe; wins 0.45) and 90% (random-plane patch; wins 0.45), "
-            "so circle patch, shuffled-order probe and random-plane patch does as much as the circle") in sentence  # fmt: skip
+    assert sentence.startswith("does not match: the circle patch, shuffled-order probe and the random-plane patch do as much")
+    assert sentence.count("in share") == 2
 
 
-def test_the_verdict_without_nulls_says_nothing_of_them():
+def test_the_verdict_without_nulls_says_it_beat_none():
     assert interventions.verdict(_table()).sentence == (
-        "the circle patch does 90% [80%, 100%] of the full patch's shift in logit difference from before (the mean "
-        "ablation 40%; 50% [30%, 70%] measured from it); the new answer wins in 0.45 of the pairs against 0.50 for the "
-        "full patch: this matches the paper")  # fmt: skip
+        "matches: the circle patch does 90% [80%, 100%] of the full patch's shift (wins 0.45, the full patch 0.50, "
+        "chance 0.25); no null exists here (the activations span only its circles)")  # fmt: skip
 
 
 def test_sweep_verdicts_judge_each_position_and_layer_with_its_own_probe():
@@ -531,3 +579,58 @@ def test_sweep_verdicts_judge_each_position_and_layer_with_its_own_probe():
     found = interventions.sweep_verdicts(effects, quality)
     assert found.to_dict() == {("operand", 0): "matches", ("operand", 1): "partly matches", ("final", 0): "inconclusive"}
     assert list(found.index.names) == ["position", "layer"]
+
+
+def test_the_key_circles_patch_sets_every_circle_and_its_nulls_carry_none(setup):
+    problems, _, clean, probe = setup
+    starts = np.array([p.start for p in problems])
+    index, target = interventions.target_pairs(problems, per_problem=2)
+    donors = interventions.matching_problems(problems, index, target, "operand")
+    order = interventions.shuffled_order(7, 0)
+    chosen = interventions.methods(probe, clean, donors, 0, None, order, [1, 3], starts)
+    assert {interventions.KEY_CIRCLES, *interventions.PAIRED[interventions.KEY_CIRCLES]} <= set(chosen)
+    key = interventions.key_circle_probes(clean, starts, 7, [1, 3])
+    assert all(p.components.shape[0] == 4 for p in key)
+    made = chosen[interventions.KEY_CIRCLES](index, target)
+    points = interventions.key_circle_points(target, 7, [1, 3])
+    for i, fitted in enumerate(key):
+        np.testing.assert_allclose(fitted.circle_point(made), points[:, 2 * i : 2 * i + 2], atol=1e-7)
+    shuffled = interventions.key_circle_probes(clean, starts, 7, [1, 3], order)
+    np.testing.assert_allclose(shuffled[0].circle_point(chosen[interventions.KEY_SHUFFLED](index, target)),
+                               probes.circle_targets(order[target], 7), atol=1e-7)  # fmt: skip
+    # The matched null: the mean with a random subspace of the same dimension (4) set to the donor's.
+    moved = chosen[interventions.KEY_NULL](index, target) - clean.mean(axis=0)
+    assert np.linalg.matrix_rank(moved, tol=1e-6) == 4
+    space = interventions.spanned(clean)
+    np.testing.assert_allclose(moved - moved @ space.T @ space, 0, atol=1e-8)  # inside the activations' span
+
+
+def test_no_key_circles_null_where_the_activations_span_only_the_circles():
+    angles = 2 * np.pi * np.arange(14) / 7
+    clean = np.column_stack([np.cos(angles), np.sin(angles), np.zeros((14, 3))]) @ np.random.default_rng(0).normal(size=(5, 9))
+    values = np.arange(14) % 7
+    assert interventions.key_methods(clean, values, 7, [1], np.arange(14), None) == {}
+    with pytest.raises(ValueError, match="span 2 directions"):
+        interventions.random_subspace_of(clean, 2)
+
+
+def test_each_verdict_names_the_rule_that_decided_it():
+    cases = {0: (_table(null={}), 0.1), 1: (_table(full={"shift from before low": 0.0}), None),
+             2: (_table({"share from before low": 0.0, "share from before high": 1.1}), None),
+             3: (_table(null={"advantage in share low": 0.0}), None), 4: (_table(full={"accuracy": 0.3}, null={}), None),
+             5: (_table(null={}), None), 6: (_table({"share from before": 0.3, "share from before low": 0.2, "share from before high": 0.4}, null={}), None),
+             7: (_table({"share from before": 0.5}, null={}), None)}  # fmt: skip
+    for rule, (table, r2) in cases.items():
+        judged = interventions.verdict(table, r2)
+        assert judged.rule == rule and judged.category == interventions.DECISIONS.loc[rule, "outcome"], rule
+
+
+def test_the_power_is_the_share_of_known_cells_where_each_null_is_beaten():
+    cells = []
+    for cell, gain in enumerate((0.8, 0.0, 0.3)):  # the second cell's null is not beaten
+        table = _table(null={"advantage in share low": gain, "null reaches share": 0.1 * cell, "null reaches wins": 0.5})
+        cells.append(table.rename_axis("method").reset_index().assign(cell=cell))
+    power = interventions.null_power(pd.concat(cells))
+    assert power.index.tolist() == [interventions.NULLS[0]]
+    assert power.iloc[0].to_dict() == pytest.approx({"cells": 3, "beaten": 2 / 3, "null reaches share": 0.1,
+                                                     "null reaches wins": 0.5})  # fmt: skip

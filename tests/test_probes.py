@@ -110,7 +110,7 @@ def test_a_probe_of_an_exact_circle_does_not_fit_rounding():
 
 
 @pytest.mark.parametrize("k, message", [
-    (0, "k=0 is too large: with 9 points in 20 dimensions, k can be at most 8."),
+    (0, r"k=0: a probe needs at least one PCA dimension; use k >= 1 \(the paper's is 5\)."),
     (9, "k=9 is too large: with 9 points in 20 dimensions, k can be at most 8."),
 ])  # fmt: skip
 def test_k_ranges_from_one_to_one_less_than_the_points_or_dimensions(k, message):
@@ -123,6 +123,14 @@ def test_k_ranges_from_one_to_one_less_than_the_points_or_dimensions(k, message)
     points[2, 3] = np.inf
     with pytest.raises(ValueError, match="^activations contain NaN or inf.$"):
         probes.fit_circle_probe(points, values, 7, k=1)
+
+
+def test_a_probe_of_fewer_than_three_values_is_refused():
+    points = np.random.default_rng(0).normal(size=(9, 20))
+    for values in (np.zeros(9, int), np.arange(9) % 2):
+        with pytest.raises(ValueError, match="a circle needs at least 3"):
+            probes.fit_circle_probe(points, values, 7, k=2)
+    assert probes.fit_circle_probe(points, np.arange(9) % 3, 7, k=2).period == 7
 
 
 def test_the_probe_centres_on_the_mean_of_each_dimension():

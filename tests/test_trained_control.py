@@ -27,20 +27,6 @@ def test_a_multiple_of_the_modulus_and_a_non_permutation_are_refused():
         trained_control.problems(5, np.array([0, 1, 2, 3, 3]))
 
 
-@pytest.mark.parametrize("k", [1, 5, 14])
-def test_the_key_frequency_is_the_embeddings_strongest(k):
-    p, generator = 29, np.random.default_rng(k)
-    angles = 2 * np.pi * k * np.arange(p) / p
-    weaker = 2 * np.pi * ((k + 3) % (p // 2) + 1) * np.arange(p) / p
-    embedding = np.zeros((p, 12))
-    embedding[:, :2] = 3 * np.column_stack([np.cos(angles), np.sin(angles)])
-    embedding[:, 2:4] = np.column_stack([np.cos(weaker), np.sin(weaker)])
-    embedding += 0.1 * generator.standard_normal(embedding.shape) + 5.0  # an offset the centring removes
-    shares = trained_control.fourier_shares(embedding)
-    assert shares.shape == (p // 2,) and np.isclose(shares.sum(), 1.0) and shares[k - 1] > 0.6
-    assert trained_control.key_frequencies(shares, minimum=0.05) == [k, (k + 3) % (p // 2) + 1]
-
-
 def test_the_split_is_seeded_and_holds_the_asked_fraction():
     settings = trained_control.Training(modulus=13, train_fraction=0.3)
     first = trained_control.split(settings)

@@ -29,7 +29,9 @@ QUALITY_KEYS = ("layer", "position")  # and of ``probes.quality_by_layer``'s
 EFFECT_COLUMNS = ("accuracy", "chance", "logit diff", "logit diff low", "logit diff high", "shift from before",
                   "shift from before low", "shift from before high", "share from before", "share from before low",
                   "share from before high", "share from mean ablation", "share from mean ablation low",
-                  "share from mean ablation high")
+                  "share from mean ablation high", "advantage in share", "advantage in share low",
+                  "advantage in share high", "advantage in wins", "advantage in wins low", "advantage in wins high",
+                  "null reaches share", "null reaches wins")
 
 
 class StoredSweep(NamedTuple):
@@ -71,7 +73,8 @@ def load(model_name: str, task: str, folder: Path = SWEEPS) -> StoredSweep | Non
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{path} is damaged ({error.__class__.__name__}: {error}); {regenerate}.") from error
     missing = [column for column in (*EFFECT_KEYS, *EFFECT_COLUMNS) if column not in stored.effects]
-    missing += [column for column in (*QUALITY_KEYS, "margin") if column not in stored.quality]
+    missing += [column for column in (*QUALITY_KEYS, "margin", "S (probe plane)", "M (probe plane)")
+                if column not in stored.quality]  # fmt: skip
     if missing or stored.effects.empty or stored.quality.empty:
         raise ValueError(f"{path} lacks the columns {missing} or rows; {regenerate}.")
     return stored
