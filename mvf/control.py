@@ -62,6 +62,17 @@ NORM_SQUARED = 72.0  # every embedding's squared norm; the constant coordinate (
 SPECIALS = ("<unk>", "<s>", "</s>", "<pad>")
 
 
+def known_cells(task: str) -> list[tuple[str, int]]:
+    """Where the construction puts the value that is used on a circle: (position, layer of ``hook_resid_pre``).
+
+    The start at the operand at layer 0 (block 0's attention reads it); the
+    answer at the last token at layer 2, and on the successor lists at layer 1
+    too (the copied name's circle, turned by the constant shift of one, is the
+    answer's). There the paired test must find the circle: its power.
+    """
+    return [("operand", 0)] + [("final", layer) for layer in ((1, 2) if task.endswith("successor") else (2,))]
+
+
 def _words() -> list[str]:
     """Every pre-token of every task's prompt and answer, in a fixed order."""
     from mvf import tasks

@@ -471,3 +471,46 @@ def calendar_order(
                      "closing step": closing, "chance": chance, "roundness": roundness,
                      "fewest tokens of a name": int(counts.min())})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+
+def shape_of(order: pd.DataFrame, n_words: int, min_roundness: float = 0.3) -> str:
+    """What a ``calendar_order`` table's round planes show, in words: "a closed ring" (a plane scores 1), "an ordered
+    open arc" (the names in calendar order by angle, but the closing step too long: (p − 1)/p), "calendar order above
+    chance" (the best round plane beats as many random arrangements), or "no calendar order"."""
+    round_planes = order[order["roundness"] >= min_roundness]
+    best, chance, _ = best_round_order(order, n_words, min_roundness)
+    if (round_planes["cyclic order"] == 1).any():
+        return "a closed ring"
+    if (round_planes["angle order"] == 1).any():
+        return "an ordered open arc"
+    return "calendar order above chance" if best > chance else "no calendar order"
+
+
+TOP_SHARE = 0.1  # the paper's calendar clusters rank among the most irreducible: here, in the top tenth
+
+
+def cluster_verdict(shape: str, found_under: int, seeds: int, rank: int | None, ranked: int) -> tuple[str, str]:
+    """The paper's discovery finding for one calendar kind, in the findings table's words, and why.
+
+    ``shape``: ``shape_of`` the calendar cluster's names; ``found_under``:
+    of ``seeds`` clusterings (0: none stored), how many have such a cluster;
+    ``rank`` of ``ranked`` (None: no cluster is mostly these names).
+
+    - *does not* when no cluster is mostly these names, when the cluster's
+      names are in no calendar order above chance, or when fewer than half of
+      the seeds find it (an accident of the seed);
+    - *replicates* when its names close a ring, every seed finds it and it
+      ranks in the top ``TOP_SHARE``;
+    - *partly* otherwise (an arc, a low rank, or a stability not measured).
+    """
+    if rank is None:
+        return "does not", "no cluster is mostly these names"
+    if shape == "no calendar order":
+        return "does not", "the cluster's names are in no calendar order above chance"
+    if seeds and 2 * found_under < seeds:
+        return "does not", f"found under {found_under} of {seeds} seeds: an accident of the seed"
+    if shape == "a closed ring" and seeds and found_under == seeds and rank <= TOP_SHARE * ranked:
+        return "replicates", f"a closed ring at rank {rank} of {ranked}, under every seed"
+    stable = f"found under {found_under} of {seeds} seeds" if seeds else "stability over seeds not measured"
+    return "partly", f"{shape} at rank {rank} of {ranked}, {stable}"

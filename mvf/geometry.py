@@ -36,12 +36,13 @@ def fourier_shares(rows: np.ndarray) -> np.ndarray:
 
     The discrete Fourier transform over the p values of the centred rows:
     entry k − 1 holds frequency k's cos and sin components at 2πka/p
-    (1 ≤ k ≤ p // 2).
+    (1 ≤ k ≤ p // 2); all zero when the rows are all alike.
     """
     p = len(rows)
     spectrum = np.fft.rfft(rows - rows.mean(axis=0), axis=0)[1 : p // 2 + 1]
     power = (np.abs(spectrum) ** 2).sum(axis=1)
-    return power / power.sum()
+    total = power.sum()
+    return power / total if total > 0 else np.zeros_like(power)  # rows all alike: no frequency holds anything
 
 
 def key_frequencies(shares: np.ndarray, minimum: float = KEY_SHARE) -> list[int]:

@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 
 from mvf import geometry, metrics
-from mvf.probes import DEFAULT_K, circle_plane, fit_circle_probe
+from mvf.probes import DEFAULT_K, SPANNED_RTOL, circle_plane, fit_circle_probe
+
+PLANES = ("probe plane", "centroid plane", "shuffled-label centroid plane")
 
 
 def planes(activations: np.ndarray, values: np.ndarray, period: int, k: int = DEFAULT_K, seed: int = 0) -> dict[str, np.ndarray]:
@@ -25,11 +27,11 @@ def planes(activations: np.ndarray, values: np.ndarray, period: int, k: int = DE
     """
     centred = activations - activations.mean(axis=0)
     shuffled = np.random.default_rng(seed).permutation(values)
-    return {
-        "probe plane": centred @ circle_plane(fit_circle_probe(activations, values, period, k)).T,
-        "centroid plane": geometry.centroid_plane(activations, values, period)[0].transform(activations),
-        "shuffled-label centroid plane": geometry.centroid_plane(activations, shuffled, period)[0].transform(activations),
-    }
+    return dict(zip(PLANES, (
+        centred @ circle_plane(fit_circle_probe(activations, values, period, k)).T,
+        geometry.centroid_plane(activations, values, period)[0].transform(activations),
+        geometry.centroid_plane(activations, shuffled, period)[0].transform(activations),
+    )))  # fmt: skip
 
 
 def by_layer(
@@ -37,19 +39,30 @@ def by_layer(
 ) -> pd.DataFrame:
     """S and M_ε of every plane (``planes``) at every hook, in order: columns ``layer``, ``S (<plane>)``, ``M (<plane>)``.
 
-    ``clean_by_hook``: ``{hook: (n, d)}``. The indices of all layers' planes
+    ``clean_by_hook``: ``{hook: (n, d)}``; NaN at a layer whose points do not
+    vary (``varies``). The indices of all layers' planes
     are computed in one batch each (``metrics`` takes ``(batch, n, 2)``). S's
     histogram has ``bins(n)`` bins a side (the paper's 10 needs 100 points; a
     task's prompts are fewer), so compare it only with references of as many
     points and bins (``bins`` column).
     """
-    projected = [planes(activations, values, period, k, seed) for activations in clean_by_hook.values()]
-    table = pd.DataFrame({"layer": range(len(projected))})
-    for name in projected[0]:
-        stacked = np.stack([layer[name] for layer in projected])
-        table[f"S ({name})"] = np.atleast_1d(metrics.separability_index(stacked, bins=bins(len(values))))
-        table[f"M ({name})"] = np.atleast_1d(metrics.mixture_index(stacked))
+    layers = list(clean_by_hook.values())
+    table = pd.DataFrame({"layer": range(len(layers))})
+    varying = [layer for layer, activations in enumerate(layers) if varies(activations)]
+    projected = [planes(layers[layer], values, period, k, seed) for layer in varying]
+    for name in PLANES:
+        table[f"S ({name})"] = table[f"M ({name})"] = np.nan
+        if projected:
+            stacked = np.stack([layer[name] for layer in projected])
+            table.loc[varying, f"S ({name})"] = np.atleast_1d(metrics.separability_index(stacked, bins=bins(len(values))))
+            table.loc[varying, f"M ({name})"] = np.atleast_1d(metrics.mixture_index(stacked))
     return table.assign(bins=bins(len(values)))
+
+
+def varies(activations: np.ndarray) -> bool:
+    """Whether the points ``(n, d)`` differ beyond rounding (a constructed model's token that sees nothing before it
+    has one activation for every prompt: no plane, S and M are NaN there)."""
+    return bool(np.ptp(activations, axis=0).max() > SPANNED_RTOL * np.abs(activations).max())
 
 
 def bins(n: int) -> int:

@@ -442,6 +442,36 @@ def _share_panel(ax: Axes, rows: pd.DataFrame, match: float, part: float) -> Non
     ax.axhline(0, color="0.8", linewidth=1)
 
 
+def irreducibility_by_layer(tables: dict[str, pd.DataFrame], references: dict[str, dict[str, tuple[float, float]]]) -> Figure:
+    """S and M per layer on a model's planes, against synthetic shapes of as many points: a row of panels per sweep.
+
+    ``tables``: label → a stored sweep's ``quality`` (``irreducibility.by_layer``'s
+    columns, with ``position``); ``references``: label → shape → (S, M) of
+    ``synthetic`` samples with the same number of points and bins, drawn as
+    labelled horizontal lines.
+    """
+    figure, axes = plt.subplots(len(tables), 2, figsize=(PAGE_WIDTH_IN, 2.8 * len(tables) + 0.8), squeeze=False)
+    planes = {"probe plane": "#d95f02", "centroid plane": "#1b9e77", "shuffled-label centroid plane": "0.55"}
+    for row, (label, table) in zip(axes, tables.items()):
+        for ax, index in zip(row, ("S", "M")):
+            for (position, rows), style in zip(table.groupby("position", sort=False), ("-", "--")):
+                for plane, colour in planes.items():
+                    ax.plot(rows["layer"], rows[f"{index} ({plane})"], color=colour, linestyle=style, marker="o",
+                            markersize=2, label=f"{plane}, {position} token")  # fmt: skip
+            for shape, values in references[label].items():
+                level = values[0 if index == "S" else 1]
+                ax.axhline(level, color="0.75", linewidth=1)
+                ax.annotate(f"synthetic {shape}", (1.0, level), xycoords=("axes fraction", "data"), ha="right",
+                            va="bottom", color="0.4")  # fmt: skip
+            ax.set_title(f"{label}: {'separability S (bits)' if index == 'S' else 'mixture index M'}")
+            ax.set_xlabel("layer")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    figure.tight_layout()
+    figure.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper center", ncol=2, bbox_to_anchor=(0.5, 0),
+                  frameon=False)  # fmt: skip
+    return figure
+
+
 # One colour per verdict category (interventions.VERDICTS), none near white so that every cell shows its number.
 VERDICT_COLOURS = {"inconclusive": "#9e9e9e", "matches": "#1b9e77", "partly matches": "#e6ab02",
                    "does not match": "#d95f02"}  # fmt: skip

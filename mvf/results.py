@@ -159,7 +159,7 @@ def arithmetic_finding(accuracy: dict[str, float], chance: dict[str, float]) -> 
 
 
 INTERVENTION_FINDINGS = {"matches": "replicates", "partly matches": "partly", "does not match": "does not",
-                         "inconclusive": "not testable"}  # fmt: skip
+                         "inconclusive": "inconclusive"}  # fmt: skip
 
 
 # The findings that end in a verdict word, in the book's order: (chapter, the paper's finding).

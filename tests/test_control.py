@@ -131,3 +131,8 @@ def test_a_second_copy_off_the_circle_makes_the_circle_patch_partial(profile, ex
     hooks = activations.resid_hooks(model, "hook_resid_pre")
     quality, effects = interventions.position_sweep(model, tasks.task("weekday-successor"), "operand", hooks, hooks[:1])
     assert interventions.verdict(effects.set_index("method"), quality.loc[0, "circle R2"]).category == expected
+
+
+def test_the_known_cells_are_the_operand_at_layer_0_and_the_answers_circle_at_the_last_token():
+    assert control.known_cells("months") == [("operand", 0), ("final", 2)]
+    assert control.known_cells("weekday-successor") == [("operand", 0), ("final", 1), ("final", 2)]

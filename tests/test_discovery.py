@@ -624,3 +624,30 @@ def test_clusters_with_equal_scores_are_ranked_by_cluster_id(monkeypatch):
 def test_calendar_clusters_are_mostly_names_and_cover_half_of_them():
     table = pd.DataFrame({"day share": [0.9, 0.51, 0.5, 0.9, 0.95], "day names": [7, 4, 7, 3, 3.5]}, index=[4, 9, 2, 7, 1])
     assert list(discovery.calendar_like(table, "day", 7)) == [4, 9, 1]
+
+
+def _order(cyclic: list[float], angle: list[float], roundness: float = 0.8) -> pd.DataFrame:
+    return pd.DataFrame({"cyclic order": cyclic, "angle order": angle, "roundness": roundness,
+                         "chance": 0.26, "closing step": 1.0})  # fmt: skip
+
+
+def test_the_shape_of_a_calendar_order_names_an_open_arc_for_what_it_is():
+    assert discovery.shape_of(_order([1.0, 0.5], [1.0, 0.5]), 7) == "a closed ring"
+    assert discovery.shape_of(_order([6 / 7, 0.5], [1.0, 0.5]), 7) == "an ordered open arc"  # 0.86: never closed
+    assert discovery.shape_of(_order([0.71, 0.5], [0.71, 0.5]), 7) == "calendar order above chance"
+    assert discovery.shape_of(_order([0.29, 0.14], [0.29, 0.14]), 7) == "no calendar order"  # under the best of two
+    assert discovery.shape_of(_order([1.0], [1.0], roundness=0.1), 7) == "no calendar order"  # a line is no plane
+
+
+@pytest.mark.parametrize("shape, found, seeds, rank, word", [
+    ("a closed ring", 5, 5, 7, "replicates"),
+    ("a closed ring", 5, 5, 30, "partly"),               # below the top tenth of 200
+    ("a closed ring", 4, 5, 7, "partly"),                # not under every seed
+    ("a closed ring", 2, 5, 7, "does not"),              # under fewer than half
+    ("a closed ring", 0, 0, 7, "partly"),                # stability not measured
+    ("an ordered open arc", 5, 5, 7, "partly"),
+    ("no calendar order", 5, 5, 7, "does not"),
+    ("a closed ring", 5, 5, None, "does not"),
+])  # fmt: skip
+def test_the_discovery_verdict_needs_order_stability_and_rank(shape, found, seeds, rank, word):
+    assert discovery.cluster_verdict(shape, found, seeds, rank, 200)[0] == word

@@ -2,6 +2,7 @@
 
 import math
 import statistics
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -179,3 +180,11 @@ def test_the_key_circles_of_a_cloud_are_its_centroids_circles_never_the_line_at_
     assert geometry.key_circles(points, values, 12) == [1, 2, 3]  # the first circle always, the line never
     assert geometry.key_circles(np.hstack([on(1), 0.01 * generator.normal(size=(120, 3))]), values, 12) == [1]
 
+
+
+def test_rows_all_alike_hold_no_frequency_and_leave_the_first_circle_alone():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        shares = geometry.fourier_shares(np.ones((7, 4)))
+        assert np.array_equal(shares, np.zeros(3))
+        assert geometry.key_circles(np.ones((14, 4)), np.arange(14) % 7, 7) == [1]

@@ -33,3 +33,11 @@ def test_a_ring_is_irreducible_in_its_planes_and_a_blob_is_not():
 
 def test_the_bins_keep_a_point_per_bin_up_to_the_papers_ten():
     assert [irreducibility.bins(n) for n in (21, 36, 99, 100, 5000)] == [4, 6, 9, 10, 10]
+
+
+def test_a_layer_whose_points_do_not_vary_has_no_plane_and_the_others_are_still_measured():
+    points, values = _ring()
+    same = np.ones_like(points) + 1e-12 * np.random.default_rng(0).normal(size=points.shape)
+    table = irreducibility.by_layer({"same": same, "ring": points}, values, 12)
+    assert table.loc[0, [c for c in table if c.startswith(("S (", "M ("))]].isna().all()
+    assert table.loc[1, [c for c in table if c.startswith(("S (", "M ("))]].notna().all()

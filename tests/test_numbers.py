@@ -138,3 +138,10 @@ def test_a_rank_may_move_among_scores_closer_than_their_tolerance():
     scores = pd.Series([0.50, 0.36, 0.355, 0.349, 0.20])
     assert numbers.rank_tolerance(scores, 2, within=0.01) == 2
     assert numbers.rank_tolerance(scores, 0, within=0.01) == 0
+
+
+def test_the_command_takes_some_chapters_and_refuses_an_unknown_one(tmp_path):
+    with pytest.raises(SystemExit, match="unknown chapters among"):
+        numbers.main(["calibrate", str(tmp_path), "--pages", "nonesuch"])
+    with pytest.raises(SystemExit, match="is missing"):  # a known chapter is read from the folder given
+        numbers.main(["calibrate", str(tmp_path), "--pages", "control"])

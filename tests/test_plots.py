@@ -150,3 +150,18 @@ def test_the_radius_slider_starts_on_the_circle_and_keeps_the_implied_answers_sh
     (slider,) = figure.layout.sliders
     assert slider.active == 10 and slider.steps[0].label == "0.0"
     assert slider.steps[0].args[0]["visible"][:2 + 6] == [True] * 2 + [True] * 6
+
+
+def test_the_irreducibility_figure_draws_each_plane_per_position_and_labels_each_reference():
+    layers = np.arange(5)
+    columns = {f"{index} ({plane})": np.linspace(0.1, 0.5, 5) for index in "SM"
+               for plane in ("probe plane", "centroid plane", "shuffled-label centroid plane")}  # fmt: skip
+    table = pd.concat([pd.DataFrame({"layer": layers, "position": position, **columns})
+                       for position in interventions.POSITIONS])  # fmt: skip
+    references = {"circle": (0.9, 0.1), "gaussian": (0.2, 0.15)}
+    figure = plots.irreducibility_by_layer({"a": table, "b": table}, {"a": references, "b": references})
+    assert len(figure.axes) == 4 and figure.get_size_inches()[0] == plots.PAGE_WIDTH_IN
+    s_axis, m_axis = figure.axes[:2]
+    assert len(s_axis.lines) == 3 * 2 + 2  # three planes at two positions, two reference lines
+    assert {text.get_text() for text in m_axis.texts} == {"synthetic circle", "synthetic gaussian"}
+    assert [line.get_ydata()[0] for line in m_axis.lines[-2:]] == [0.1, 0.15]  # M's references, not S's

@@ -237,9 +237,14 @@ def main(argv: list[str] | None = None) -> None:
                         help="store: the values of the executions in _build/executed; calibrate: the movements "
                              "of the perturbed executions in the given folders")  # fmt: skip
     parser.add_argument("folders", nargs="*", type=Path, help="folders of perturbed executions (calibrate)")
+    parser.add_argument("--pages", nargs="+", help="only these chapters (their stems, e.g. interventions control); "
+                                                   "the others keep what is stored")  # fmt: skip
     args = parser.parse_args(argv)
     unstable = []
-    for page in chapters():
+    pages = [page for page in chapters() if args.pages is None or page.stem in args.pages]
+    if args.pages and len(pages) < len(args.pages):
+        sys.exit(f"unknown chapters among {args.pages}; the book's are {[page.stem for page in chapters()]}")
+    for page in pages:
         if args.action == "store":
             now = read_page(EXECUTED / page.name)
             if now:
