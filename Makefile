@@ -50,9 +50,12 @@ book: $(STAMP)
 
 # Executes every chapter and stores its named numbers (mvf.book.numbers) in book/numbers/, which `make test` compares
 # against within their tolerances.
+# PAGES="interventions control" limits outputs and tolerances to those chapters (the others keep what is stored).
+PAGE_FILES = $(foreach page,$(PAGES),book/$(page).ipynb)
+PAGE_OPTION = $(if $(PAGES),--pages $(PAGES))
 outputs: $(STAMP)
-	$(BIN)/python -m mvf.book.execute --force
-	$(BIN)/python -m mvf.book.numbers store
+	$(BIN)/python -m mvf.book.execute --force $(PAGE_FILES)
+	$(BIN)/python -m mvf.book.numbers store $(PAGE_OPTION)
 
 # Measures how far each named number moves on "another machine": every chapter executed twice more, one kernel at a
 # time with both cores as its thread count (the book's executions use one each), the weights perturbed by seeded
@@ -62,10 +65,10 @@ PERTURBED := _build/perturbed
 tolerances: $(STAMP)
 	for seed in 1 2; do \
 		cache=$$(mktemp -d) && MVF_CACHE=$$cache MVF_RESULTS=$$cache/results $(BIN)/python -m mvf.book.execute \
-			--force --jobs 1 --perturb 1e-6:$$seed --out $(PERTURBED)-$$seed; \
+			--force --jobs 1 --perturb 1e-6:$$seed --out $(PERTURBED)-$$seed $(PAGE_FILES); \
 		status=$$?; rm -rf $$cache; [ $$status = 0 ] || exit 1; \
 	done
-	$(BIN)/python -m mvf.book.numbers calibrate $(PERTURBED)-1 $(PERTURBED)-2
+	$(BIN)/python -m mvf.book.numbers calibrate $(PERTURBED)-1 $(PERTURBED)-2 $(PAGE_OPTION)
 
 chromium:
 	command -v chromium >/dev/null || $(SUDO) apt-get install -y -q --no-install-recommends chromium \

@@ -473,7 +473,6 @@ def calendar_order(
     return pd.DataFrame(rows)
 
 
-
 def shape_of(order: pd.DataFrame, n_words: int, min_roundness: float = 0.3) -> str:
     """What a ``calendar_order`` table's round planes show, in words: "a closed ring" (a plane scores 1), "an ordered
     open arc" (the names in calendar order by angle, but the closing step too long: (p − 1)/p), "calendar order above

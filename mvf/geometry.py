@@ -40,7 +40,9 @@ def fourier_shares(rows: np.ndarray) -> np.ndarray:
     """
     p = len(rows)
     spectrum = np.fft.rfft(rows - rows.mean(axis=0), axis=0)[1 : p // 2 + 1]
-    power = (np.abs(spectrum) ** 2).sum(axis=1)
+    # Frequency k < p/2 has a twin at p − k holding as much again; p/2 of an even p has none.
+    twins = np.where(2 * np.arange(1, p // 2 + 1) == p, 1.0, 2.0)
+    power = twins * (np.abs(spectrum) ** 2).sum(axis=1)
     total = power.sum()
     return power / total if total > 0 else np.zeros_like(power)  # rows all alike: no frequency holds anything
 

@@ -175,7 +175,7 @@ def key_circle_points(values: np.ndarray, period: int, frequencies: list[int], r
 def random_subspace_of(clean: np.ndarray, dimension: int, seed: int = 0) -> np.ndarray:
     """Orthonormal basis ``(dimension, d)`` of a random subspace of the space the centred activations ``(n, d)`` span.
 
-    ``ValueError`` when they span fewer than ``dimension`` directions: the
+    ``ValueError`` when they span no more than ``dimension`` directions: the
     subspace would be all of it, which is no null.
     """
     space = spanned(clean)
@@ -248,7 +248,7 @@ def key_methods(
 ) -> dict[str, Callable]:  # fmt: skip
     """Ours: ``KEY_CIRCLES`` and its nulls (``PAIRED``), as ``methods``' entries; see ``methods``.
 
-    None where the activations span no more than the key circles' dimensions
+    Empty where the activations span no more than the key circles' dimensions
     (a constructed model's exact circles): there every subspace of that
     dimension is the circles' own, and no null exists.
     """
@@ -490,30 +490,31 @@ def verdict(rows: pd.DataFrame, probe_r2: float | None = None, patch: str = "cir
     ``rows``: ``summarize``'s table of one layer, indexed by method;
     ``probe_r2``: the circle probe's held-out R² there; ``patch``: the patch
     judged (the paper's ``"circle patch"``, or ours, ``KEY_CIRCLES``), read
-    against its nulls (``PAIRED``). The rule, in order (``DECISIONS``):
+    against its nulls (``PAIRED``). The rule, in order (the rows of ``DECISIONS``, ``Verdict.rule``):
 
-    1. inconclusive when the probe does not read the value (R² below
-       ``MIN_PROBE_R2``: the patch then moves along a plane fitted to noise),
-       when the full patch's own shift is not above 0 (its interval reaches 0:
-       there is nothing to reproduce) or when the patch's share of it has an
-       interval wider than 1;
-    2. *does not match* when any null is not beaten, pair by pair on the same
-       resampled problems: the lower bound of the patch's advantage in share
-       is at most 0, or its advantage in wins is below 0 across its whole
-       interval (the null does as much, so the shift is not the circle's);
-    3. inconclusive when the full patch makes the new answer win less than
+    0. inconclusive when the probe does not read the value (R² below
+       ``MIN_PROBE_R2``: the patch then moves along a plane fitted to noise);
+    1. inconclusive when the full patch's own shift is not above 0 (its
+       interval reaches 0: there is nothing to reproduce);
+    2. inconclusive when the patch's share of it has an interval wider than 1;
+    3. *does not match* when any null is not beaten, pair by pair on the same
+       resampled problems (``beaten``): the lower bound of the patch's
+       advantage in share is at most 0, or its advantage in wins is below 0
+       across its whole interval (the null does as much, so the shift is not
+       the circle's);
+    4. inconclusive when the full patch makes the new answer win less than
        twice as often as chance (the ``chance`` column): the answers do not
        move, so there is no answer for the circle to carry;
-    4. *matches* when the patch reproduces the full patch: a share of at least
+    5. *matches* when the patch reproduces the full patch: a share of at least
        ``MATCH`` with a lower bound of at least ``PART``, and the new answer
        winning at least ``SAME_ANSWER`` times as often as after the full patch
        (the logit difference compares two answers only: a patch aimed at the
        old answer's neighbour raises it nearly as much as the right one);
-    5. *does not match* when even the top of the share's interval is below
+    6. *does not match* when even the top of the share's interval is below
        ``PART``, or when the top of the share measured from mean ablation is
        below ``NOTHING`` (a patch from the mean gets the mean ablation's shift
        for free; a circle adding under a tenth of the rest adds nothing);
-    6. *partly matches* otherwise.
+    7. *partly matches* otherwise.
 
     Shares and accuracies are compared as printed, to two decimals, so that an
     exact tie of a construction falls on the same side on every CPU.
@@ -569,7 +570,7 @@ DECISIONS = pd.DataFrame(
         ("inconclusive", "the full patch's new answer wins less than twice chance", "the answers do not move"),
         ("matches", f"share ≥ {MATCH} with lower bound ≥ {PART}, and wins ≥ {SAME_ANSWER} × the full patch's",
          "the circle carries what the full patch does"),
-        ("does not match", f"share's upper bound < {PART}, or its share from mean ablation < {NOTHING}",
+        ("does not match", f"share's upper bound < {PART}, or the upper bound of its share from mean ablation < {NOTHING}",
          "the circle carries too little"),
         ("partly matches", "otherwise", "beats every null, carries part of the shift"),
     ],
@@ -583,6 +584,8 @@ def sweep_verdicts(effects: pd.DataFrame, quality: pd.DataFrame, patch: str = "c
     ``effects`` and ``quality``: ``position_sweep``'s tables (a stored
     sweep's), each with ``position`` and ``layer`` columns; the probe's
     held-out R² comes from ``quality``'s row of the same position and layer.
+    ``patch``: the patch judged (``verdict``); cells without it (a layer whose
+    activations span only its circles has no key circles patch) are left out.
     """
     probe_r2 = quality.set_index(["position", "layer"])["circle R2"]
     judged = {key: verdict(rows.set_index("method"), probe_r2[key], patch).category
@@ -595,7 +598,8 @@ def sweep_verdicts(effects: pd.DataFrame, quality: pd.DataFrame, patch: str = "c
 
 def beaten(null: pd.Series) -> bool:
     """Whether a patch beats this null's row (``summarize``'s paired columns): more of the shift, pair by pair, with
-    the advantage's lower bound above 0, and not fewer wins across the advantage's whole interval."""
+    the advantage's lower bound above 0, and an advantage in wins not below 0 across its whole interval (its upper
+    bound at least 0)."""
     return bool(null["advantage in share low"] > 0 and null["advantage in wins high"] >= 0)
 
 
@@ -604,9 +608,9 @@ def null_power(effects: pd.DataFrame, patch: str = "circle patch") -> pd.DataFra
 
     ``effects``: ``summarize``'s rows of those cells, with ``method`` and
     ``cell`` columns (any label of the cell). One row per null of ``patch``
-    (``PAIRED``) present: ``cells``, the share of cells where the patch
-    ``beaten`` it (the power: where the answer is known, how often the test
-    says so), and the mean share of resamples in which it reached the patch's
+    (``PAIRED``) present: ``cells``, how many cells; ``beaten``, the share of
+    them where the patch beats it (``beaten``; the power: where the answer is
+    known, how often the test says so); and the mean share of resamples in which it reached the patch's
     share and wins (``null reaches share``, ``null reaches wins``).
     """
     rows = effects[effects["method"].isin(PAIRED[patch])].copy()

@@ -12,10 +12,10 @@ The pipeline's probe reads a value y on the circle at angle 2πy/p. A circle
 at key frequency k is that circle for the values relabelled y → k·y mod p,
 and since k·(a + b) = k·a + k·b, the relabelled problems are modular
 addition again (``problems(order=...)``). The key frequency is read off
-the trained embedding's Fourier spectrum (``fourier_shares``), the field's
+the trained embedding's Fourier spectrum (``geometry.fourier_shares``), the field's
 standard analysis, not chosen by the probe it then tests. Such a model
 keeps each number on several circles, one per key frequency
-(``key_frequencies``), so the paper's patch of one circle is expected to
+(``geometry.key_frequencies``), so the paper's patch of one circle is expected to
 carry only part of the answer, and the patch of all of them at once (ours,
 ``key_circles_effects``) the whole of it.
 
@@ -35,9 +35,8 @@ import pandas as pd
 import torch
 from tqdm.std import tqdm
 
-from mvf import geometry, interventions, tasks
+from mvf import interventions, tasks
 from mvf.activations import collect_at_positions
-from mvf.probes import circle_targets, fit_circle_probe
 from mvf.tasks import Problem
 from mvf.tokens import prepends_bos
 

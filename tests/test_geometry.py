@@ -181,7 +181,6 @@ def test_the_key_circles_of_a_cloud_are_its_centroids_circles_never_the_line_at_
     assert geometry.key_circles(np.hstack([on(1), 0.01 * generator.normal(size=(120, 3))]), values, 12) == [1]
 
 
-
 def test_rows_all_alike_hold_no_frequency_and_leave_the_first_circle_alone():
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -26,7 +26,7 @@ QUICK = {
 }
 # The positive control (mvf.control) through the chapters that patch, move and decompose, unchanged.
 CONTROL = {
-    "interventions": {"TASK": "weekdays", "POSITION": "final", "LAYER_STEP": 1, "PER_PROBLEM": None,
+    "interventions": {"TASK": "months", "POSITION": "final", "LAYER_STEP": 1, "PER_PROBLEM": None,
                       "SECOND_MODEL": None},
     "off_circle": {"TASK": "weekdays"},
     "decompose": {"TASK": "weekdays", "LAYER_STEP": 1},
@@ -83,9 +83,9 @@ def test_the_model_chapters_find_the_controls_circle(runs):
     for chapter in CONTROL:
         assert runs[(chapter, "circle-control")]["error"] is None, runs[(chapter, "circle-control")]["error"]
     printed = " ".join(_printed(runs[("interventions", "circle-control")]["notebook"]).split())  # unwrapped
-    assert "layer 2: the circle patch does 100% [100%, 100%] of the full patch's shift" in printed
-    assert re.search(r"final token, hook_resid_pre of layer 2 \(probe margin [\d.]+ over shuffled orders\): the circle "
-                     r"patch does 100% \[100%, 100%\].*this matches the paper\.", printed)  # fmt: skip
+    assert "layer 2: matches: the circle patch does 100% [100%, 100%] of the full patch's shift" in printed
+    assert re.search(r"months, final token, layer 2 \(probe margin [\d.]+ over shuffled orders\): matches: the circle "
+                     r"patch does 100% \[100%, 100%\].*it beats every null", printed)  # fmt: skip
     # Moving the start around its circle (at layer 0, the only layer whose operand is read) moves the answer with it.
     assert "from the mean activation (the paper's): at radius 1.0 the most likely answer is the one the angle implies " \
            "for 1.00 of the angles" in _printed(runs[("off_circle", "circle-control")]["notebook"])  # fmt: skip

@@ -17,6 +17,7 @@ def tables():
     effects = effects.assign(**{column: 0.5 for column in stored_sweeps.EFFECT_COLUMNS if column not in effects})
     quality = pd.DataFrame({"layer": [0, 1, 0], "circle R2": [0.5, 0.7, 0.2], "margin": [0.1, 0.3, 0.0],
                             "position": ["operand", "operand", "final"]})  # fmt: skip
+    quality = quality.assign(**{column: 0.4 for column in stored_sweeps.QUALITY_COLUMNS if column not in quality})
     return quality, effects
 
 

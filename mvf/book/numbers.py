@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     unstable = []
     pages = [page for page in chapters() if args.pages is None or page.stem in args.pages]
-    if args.pages and len(pages) < len(args.pages):
+    if args.pages and len(pages) < len(set(args.pages)):
         sys.exit(f"unknown chapters among {args.pages}; the book's are {[page.stem for page in chapters()]}")
     for page in pages:
         if args.action == "store":

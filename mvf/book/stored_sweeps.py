@@ -25,6 +25,7 @@ from mvf.cache import write_atomically
 SWEEPS = Path(__file__).resolve().parents[1] / "data" / "sweeps"
 EFFECT_KEYS = ("hook", "layer", "method", "position")  # what identifies a row of ``interventions.sweep``'s table
 QUALITY_KEYS = ("layer", "position")  # and of ``probes.quality_by_layer``'s
+QUALITY_COLUMNS = ("circle R2", "margin", "S (probe plane)", "M (probe plane)")  # what the chapters read of its quality
 # What the chapters read of a stored sweep's effects: a file without them was made by an older sweep.
 EFFECT_COLUMNS = ("accuracy", "chance", "logit diff", "logit diff low", "logit diff high", "shift from before",
                   "shift from before low", "shift from before high", "share from before", "share from before low",
@@ -73,8 +74,7 @@ def load(model_name: str, task: str, folder: Path = SWEEPS) -> StoredSweep | Non
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{path} is damaged ({error.__class__.__name__}: {error}); {regenerate}.") from error
     missing = [column for column in (*EFFECT_KEYS, *EFFECT_COLUMNS) if column not in stored.effects]
-    missing += [column for column in (*QUALITY_KEYS, "margin", "S (probe plane)", "M (probe plane)")
-                if column not in stored.quality]  # fmt: skip
+    missing += [column for column in (*QUALITY_KEYS, *QUALITY_COLUMNS) if column not in stored.quality]
     if missing or stored.effects.empty or stored.quality.empty:
         raise ValueError(f"{path} lacks the columns {missing} or rows; {regenerate}.")
     return stored
