@@ -510,6 +510,7 @@ def cluster_verdict(shape: str, found_under: int, seeds: int, rank: int | None, 
     if seeds and 2 * found_under < seeds:
         return "does not", f"found under {found_under} of {seeds} seeds: an accident of the seed"
     if shape == "a closed ring" and seeds and found_under == seeds and rank <= TOP_SHARE * ranked:
-        return "replicates", f"a closed ring at rank {rank} of {ranked}, under every seed"
+        return "replicates", "a closed ring in the top tenth, under every seed"
     stable = f"found under {found_under} of {seeds} seeds" if seeds else "stability over seeds not measured"
-    return "partly", f"{shape} at rank {rank} of {ranked}, {stable}"
+    place = "in the top tenth" if rank <= TOP_SHARE * ranked else "below the top tenth"
+    return "partly", f"{shape} {place}, {stable}"

@@ -92,8 +92,10 @@ def test_the_controls_check_fails_on_each_planted_bug(model, monkeypatch, mutant
     monkeypatch.setattr(interventions, name, mutate(getattr(interventions, name)))
     problems = tasks.task("months")
     hooks = activations.resid_hooks(model, "hook_resid_pre")
-    quality, effects = interventions.position_sweep(model, problems, "final", hooks, hooks[2:], k=5, per_problem=3)
-    judged = interventions.verdict(effects.set_index("method"), quality.loc[2, "circle R2"])
+    # At the operand, where the paired test has power with a few new values per problem (the last token needs all
+    # p - 1: see the control chapter's power table).
+    quality, effects = interventions.position_sweep(model, problems, "operand", hooks, hooks[:1], k=5, per_problem=3)
+    judged = interventions.verdict(effects.set_index("method"), quality.loc[0, "circle R2"])
     # The logit difference alone passes a patch aimed one month off (a neighbour's logit is nearly as high): the
     # verdict's condition that the new answer wins as often as after the full patch is what catches it.
     assert (judged.category == "matches") == (mutant == "none"), judged.sentence
