@@ -64,37 +64,43 @@ def key_circles(points: np.ndarray, labels: np.ndarray, n_classes: int, minimum:
     return circles if 1 in circles else [1, *circles]
 
 
-# The step from the last calendar value back to the first counts only when it is at most this many times the ring's
-# median step: an ordered open arc (a semicircle, a parabola, the PCA horseshoe of a linear ordinal variable) has all
-# its values in order too, and only its long closing step tells it from a circle.
-CLOSING_STEP = 1.5
+# A ring is open where one step between calendar neighbours is longer than this many times their median step: an
+# ordered open arc (a semicircle, a parabola, the PCA horseshoe of a linear ordinal variable) has all its values in
+# order too, and only its one long step, its gap, tells it from a circle. Which step that is does not depend on which
+# value is numbered first. Set by ``ring_criterion_errors`` on labelled shapes (noisy rings and ellipses closed; arcs,
+# horseshoes, spirals and rings with a value off its place open).
+CLOSING_STEP = 1.7
+# Nor is it closed when a value sits nearer its centre than this share of the median distance (a value at the
+# centre sorts into its own place by angle, and its steps are no longer than a heptagon's).
+OFF_RING = 0.3
 
 
 def cyclic_order_score(plane: np.ndarray, closed: bool = True) -> float:
     """Share of angular neighbours that are calendar neighbours, for centroids ``(p, 2)`` in calendar order, on a closed ring.
 
     Walk the centroids by angle around their mean; count steps from class i to
-    class i ± 1 (mod p), in whichever single direction gives more. The closing
-    step, between classes p − 1 and 0, counts only when it is no longer than
-    ``CLOSING_STEP`` times the median length of the walk's steps. 1.0 means
-    the classes sit around a circle in calendar order; an ordered open arc
-    scores (p − 1)/p; what random points score is ``random_order_score(p)``.
-    ``closed=False`` counts the closing step like the others: the order of
-    the angles alone, which an open arc passes too.
+    class i ± 1 (mod p), in whichever single direction gives more. When the
+    longest step between calendar neighbours (``closing_step``, whichever
+    pair it joins) is more than ``CLOSING_STEP`` times their median step, or
+    a value sits nearer the centre than ``OFF_RING`` of the median distance,
+    the ring is open at that longest step, which does not count. 1.0 means the classes
+    sit around a closed circle in calendar order; an ordered open arc scores
+    (p − 1)/p wherever its gap is; what random points score is
+    ``random_order_score(p)``. ``closed=False`` counts every step: the order
+    of the angles alone, which an open arc passes too.
     """
     return float(_ring_scores(np.asarray(plane), closed))
 
 
 def closing_step(plane: np.ndarray) -> float:
-    """Length of the step from class p − 1 back to class 0 over the median step between calendar neighbours ``(p, 2)``.
+    """The longest step between calendar neighbours (p − 1 to 0 among them) over their median step, for ``(p, 2)``.
 
-    When the angles are in calendar order these steps are the walk's, and
-    this is the ratio ``cyclic_order_score`` compares with ``CLOSING_STEP``.
-    About 1 on a circle in calendar order; an ordered open arc has a long
-    closing step (a semicircle of 7: about 3.9).
+    About 1 on a circle in calendar order, whichever value is numbered first;
+    an ordered open arc has one long step, its gap (a semicircle of 7: about
+    3.9). ``cyclic_order_score`` compares it with ``CLOSING_STEP``.
     """
     steps = np.linalg.norm(np.roll(plane, -1, axis=0) - plane, axis=1)
-    return float(steps[-1] / np.median(steps))
+    return float(steps.max() / np.median(steps))
 
 
 def _ring_scores(points: np.ndarray, closed: bool = True) -> np.ndarray:
@@ -102,14 +108,66 @@ def _ring_scores(points: np.ndarray, closed: bool = True) -> np.ndarray:
     p = points.shape[-2]
     centred = points - points.mean(axis=-2, keepdims=True)
     order = np.argsort(np.arctan2(centred[..., 1], centred[..., 0]))
-    walked = np.take_along_axis(centred, order[..., None], axis=-2)
-    lengths = np.linalg.norm(np.roll(walked, -1, axis=-2) - walked, axis=-1)
-    steps = (np.roll(order, -1, axis=-1) - order) % p
-    closing = np.minimum(order, np.roll(order, -1, axis=-1)) == 0
-    closing &= np.maximum(order, np.roll(order, -1, axis=-1)) == p - 1
-    short = lengths <= CLOSING_STEP * np.median(lengths, axis=-1, keepdims=True)
-    counted = ~closing | short | (not closed)
+    following = np.roll(order, -1, axis=-1)
+    steps = (following - order) % p
+    calendar = np.linalg.norm(np.roll(points, -1, axis=-2) - points, axis=-1)  # class i to class i + 1
+    gap = np.argmax(calendar, axis=-1)[..., None]  # the calendar step i → i + 1 that is longest
+    radius = np.linalg.norm(centred, axis=-1)
+    is_open = calendar.max(axis=-1) > CLOSING_STEP * np.median(calendar, axis=-1)
+    is_open |= radius.min(axis=-1) < OFF_RING * np.median(radius, axis=-1)  # a value off the ring, towards its centre
+    at_gap = ((order == gap) & (following == (gap + 1) % p)) | ((following == gap) & (order == (gap + 1) % p))
+    counted = ~(at_gap & is_open[..., None]) | (not closed)
     return np.maximum(((steps == 1) & counted).mean(axis=-1), ((steps == p - 1) & counted).mean(axis=-1))
+
+
+def labelled_shapes(p: int, draws: int = 50, seed: int = 0) -> dict[str, tuple[bool, np.ndarray]]:
+    """A family of centroid arrangements ``(draws, p, 2)`` in calendar order, each named with whether it is a closed ring.
+
+    Each draw is turned by a random angle, so that any value may sit where
+    the shape opens. Closed: rings with 5 % and 10 % noise, ellipses (axes 1
+    and 0.5, 1 and 0.3), and an arc of 330°, whose gap is no longer than its
+    step (a ring to the eye). Open: arcs of 180° and 240° and the widest whose
+    gap is twice its step (270° for 7 values, 300° for 12), a horseshoe (an
+    arc of 200° whose ends bend inwards), a spiral (an arc as wide, its radius
+    growing from 1 to 2), and a ring with one value, anywhere, first and last
+    included, at the centre.
+    """
+    generator = np.random.default_rng(seed)
+    turn = generator.uniform(0, 2 * np.pi, size=(draws, 1))
+    values = np.arange(p)
+    widest = 360 * (p - 1) / (p + 1)  # the gap two steps wide: 270° for 7, 305° for 12
+
+    def on(degrees: float, radius: np.ndarray | float = 1.0, noise: float = 0.03, span: int = p - 1) -> np.ndarray:
+        angles = np.radians(degrees) * values / span + turn
+        shape = radius * np.stack([np.cos(angles), np.sin(angles)], axis=-1)
+        return shape + noise * generator.normal(size=shape.shape)
+
+    shapes = {"ring, 5 % noise": (True, on(360, noise=0.05, span=p)), "ring, 10 % noise": (True, on(360, noise=0.1, span=p))}
+    for ratio in (0.5, 0.3):
+        ellipse = on(360, span=p)
+        ellipse[..., 1] *= ratio
+        shapes[f"ellipse {ratio}"] = (True, ellipse)
+    shapes["arc 330°"] = (True, on(330))
+    for degrees in (180, 240):
+        shapes[f"arc {degrees}°"] = (False, on(degrees))
+    shapes[f"arc {widest:.0f}°"] = (False, on(widest))
+    shapes["horseshoe"] = (False, on(200, (1 - 0.4 * np.abs(np.linspace(-1, 1, p)) ** 3)[:, None]))
+    shapes["spiral"] = (False, on(widest, (1 + values / (p - 1))[:, None]))
+    missing = on(360, span=p)
+    missing[np.arange(draws), generator.integers(0, p, size=draws)] = 0.0
+    shapes["ring, one value at the centre"] = (False, missing)
+    return shapes
+
+
+def ring_criterion_errors(periods: tuple[int, ...] = (7, 12), draws: int = 50, seed: int = 0) -> pd.DataFrame:
+    """How often ``cyclic_order_score`` == 1 (a closed ring) on each of ``labelled_shapes``: one row per period and
+    shape, with whether it is closed and the share of its draws the criterion calls closed (for an open shape, the
+    false-positive rate; for a closed one, one minus the false-negative rate)."""
+    rows = []
+    for p in periods:
+        for name, (is_ring, planes) in labelled_shapes(p, draws, seed).items():
+            rows.append({"p": p, "shape": name, "closed": is_ring, "called closed": float((_ring_scores(planes) == 1).mean())})
+    return pd.DataFrame(rows)
 
 
 def random_order_score(p: int, draws: int = 20_000, seed: int = 0, planes: int = 1) -> float:
