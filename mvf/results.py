@@ -58,7 +58,7 @@ class Claim:
 CLAIMS = (
     Claim("days cyclic order", "circles", "Days of the week lie on a circle in the residual stream (GPT-2, Mistral 7B).",
           "best cyclic-order score of the 7 day centroids over layers (1 = a closed ring in calendar order; 6/7 = "
-          "an ordered open arc, whose closing step is over 1.5 times the median)"),
+          "an ordered open arc, one step between calendar neighbours over 1.7 times their median)"),
     Claim("months cyclic order", "circles", "Months of the year lie on a circle.",
           "best cyclic-order score of the 12 month centroids over layers (11/12: an ordered open arc)"),
     Claim("weekday cluster rank", "discovery", "Unsupervised SAE clustering finds day and month circles among the most "
