@@ -451,23 +451,24 @@ def irreducibility_by_layer(tables: dict[str, pd.DataFrame], references: dict[st
     labelled horizontal lines.
     """
     figure, axes = plt.subplots(len(tables), 2, figsize=(PAGE_WIDTH_IN, 2.8 * len(tables) + 0.8), squeeze=False)
-    planes = {"probe plane": "#d95f02", "centroid plane": "#1b9e77", "shuffled-label centroid plane": "0.55"}
+    planes = {"probe plane": ("#d95f02", "probe plane"), "centroid plane": ("#1b9e77", "centroid plane"),
+              "shuffled-label centroid plane": ("0.55", "shuffled labels")}  # fmt: skip
     for row, (label, table) in zip(axes, tables.items()):
         for ax, index in zip(row, ("S", "M")):
             for (position, rows), style in zip(table.groupby("position", sort=False), ("-", "--")):
-                for plane, colour in planes.items():
+                for plane, (colour, short) in planes.items():
                     ax.plot(rows["layer"], rows[f"{index} ({plane})"], color=colour, linestyle=style, marker="o",
-                            markersize=2, label=f"{plane}, {position} token")  # fmt: skip
+                            markersize=2, label=f"{short}, {position}")  # fmt: skip
             for shape, values in references[label].items():
                 level = values[0 if index == "S" else 1]
                 ax.axhline(level, color="0.75", linewidth=1)
                 ax.annotate(f"synthetic {shape}", (1.0, level), xycoords=("axes fraction", "data"), ha="right",
                             va="bottom", color="0.4")  # fmt: skip
-            ax.set_title(f"{label}: {'separability S (bits)' if index == 'S' else 'mixture index M'}")
+            ax.set_title(f"{label}\n{'separability S (bits)' if index == 'S' else 'mixture index M'}")
             ax.set_xlabel("layer")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     figure.tight_layout()
-    figure.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper center", ncol=2, bbox_to_anchor=(0.5, 0),
+    figure.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper center", ncol=3, bbox_to_anchor=(0.5, 0),
                   frameon=False)  # fmt: skip
     return figure
 
