@@ -99,8 +99,13 @@ def closing_step(plane: np.ndarray) -> float:
     an ordered open arc has one long step, its gap (a semicircle of 7: about
     3.9). ``cyclic_order_score`` compares it with ``CLOSING_STEP``.
     """
-    steps = np.linalg.norm(np.roll(plane, -1, axis=0) - plane, axis=1)
+    steps = _calendar_steps(plane)
     return float(steps.max() / np.median(steps))
+
+
+def _calendar_steps(points: np.ndarray) -> np.ndarray:
+    """Length of the step from each class i to class i + 1 (mod p), for centroids ``(..., p, 2)``: ``(..., p)``."""
+    return np.linalg.norm(np.roll(points, -1, axis=-2) - points, axis=-1)
 
 
 def _ring_scores(points: np.ndarray, closed: bool = True) -> np.ndarray:
@@ -110,7 +115,7 @@ def _ring_scores(points: np.ndarray, closed: bool = True) -> np.ndarray:
     order = np.argsort(np.arctan2(centred[..., 1], centred[..., 0]))
     following = np.roll(order, -1, axis=-1)
     steps = (following - order) % p
-    calendar = np.linalg.norm(np.roll(points, -1, axis=-2) - points, axis=-1)  # class i to class i + 1
+    calendar = _calendar_steps(points)
     gap = np.argmax(calendar, axis=-1)[..., None]  # the calendar step i → i + 1 that is longest
     radius = np.linalg.norm(centred, axis=-1)
     is_open = calendar.max(axis=-1) > CLOSING_STEP * np.median(calendar, axis=-1)
@@ -127,7 +132,7 @@ def labelled_shapes(p: int, draws: int = 50, seed: int = 0) -> dict[str, tuple[b
     the shape opens. Closed: rings with 5 % and 10 % noise, ellipses (axes 1
     and 0.5, 1 and 0.3), and an arc of 330°, whose gap is no longer than its
     step (a ring to the eye). Open: arcs of 180° and 240° and the widest whose
-    gap is twice its step (270° for 7 values, 300° for 12), a horseshoe (an
+    gap is twice its step (270° for 7 values, 305° for 12), a horseshoe (an
     arc of 200° whose ends bend inwards), a spiral (an arc as wide, its radius
     growing from 1 to 2), and a ring with one value, anywhere, first and last
     included, at the centre.

@@ -134,8 +134,16 @@ def random_plane_of(probe: CircleProbe, seed: int = 0) -> np.ndarray:
     plane does not depend on which basis of it PCA returned, which rounding
     decides where eigenvalues tie (the two coordinates of an exact circle).
     """
-    space = probe.components[: probe.determined]
-    return np.linalg.qr((random_basis(2, probe.components.shape[1], seed) @ space.T @ space).T)[0].T
+    return random_subspace_in(probe.components[: probe.determined], 2, seed)
+
+
+def random_subspace_in(space: np.ndarray, dimension: int, seed: int = 0) -> np.ndarray:
+    """Orthonormal basis ``(dimension, d)`` of a random subspace of the row space of ``space`` ``(m, d)`` (orthonormal rows).
+
+    Random directions of the whole space, projected onto it: the subspace does
+    not depend on which basis of it ``space`` holds.
+    """
+    return np.linalg.qr((random_basis(dimension, space.shape[1], seed) @ space.T @ space).T)[0].T
 
 
 def shuffled_order(period: int, seed: int = 0) -> np.ndarray:
@@ -182,7 +190,7 @@ def random_subspace_of(clean: np.ndarray, dimension: int, seed: int = 0) -> np.n
     if len(space) <= dimension:
         raise ValueError(f"the activations span {len(space)} directions: a random subspace of {dimension} of them "
                          f"is no null; use more problems.")  # fmt: skip
-    return np.linalg.qr((random_basis(dimension, clean.shape[1], seed) @ space.T @ space).T)[0].T
+    return random_subspace_in(space, dimension, seed)
 
 
 def spanned(clean: np.ndarray) -> np.ndarray:
@@ -252,7 +260,8 @@ def key_methods(
     (a constructed model's exact circles): there every subspace of that
     dimension is the circles' own, and no null exists.
     """
-    if len(spanned(clean)) <= 2 * len(frequencies):
+    space = spanned(clean)
+    if len(space) <= 2 * len(frequencies):
         return {}
     mean = clean.mean(axis=0)
 
@@ -260,7 +269,7 @@ def key_methods(
         return np.broadcast_to(mean, (len(rows), clean.shape[1]))
 
     key = key_circle_probes(clean, values, period, frequencies)
-    subspace = random_subspace_of(clean, 2 * len(frequencies), seed)
+    subspace = random_subspace_in(space, 2 * len(frequencies), seed)
     chosen = {
         KEY_CIRCLES: lambda i, y: circles_patch(key, everywhere(i), key_circle_points(y, period, frequencies)),
         KEY_NULL: lambda i, y: subspace_patch(subspace, everywhere(i), clean[donors]),
@@ -594,6 +603,14 @@ def sweep_verdicts(effects: pd.DataFrame, quality: pd.DataFrame, patch: str = "c
     found = pd.Series(judged, dtype=object)
     found.index.names = ["position", "layer"]
     return found
+
+
+def every_circle_key(effects: pd.DataFrame, period: int) -> pd.Series:
+    """Whether every circle of the ``period`` values is key (``geometry.key_circles``) at each cell of a sweep's
+    ``effects`` (its ``frequencies`` column): a Series of booleans indexed by ``(position, layer)``. There a shuffled
+    order's key circles span the same space, so ``KEY_SHUFFLED`` is the same patch as ``KEY_CIRCLES``."""
+    listed = effects.groupby(["position", "layer"], sort=False)["frequencies"].first()
+    return listed.str.split().str.len() == (period - 1) // 2
 
 
 def beaten(null: pd.Series) -> bool:

@@ -634,3 +634,13 @@ def test_the_power_is_the_share_of_known_cells_where_each_null_is_beaten():
     assert power.index.tolist() == [interventions.NULLS[0]]
     assert power.iloc[0].to_dict() == pytest.approx({"cells": 3, "beaten": 2 / 3, "null reaches share": 0.1,
                                                      "null reaches wins": 0.5})  # fmt: skip
+
+
+def test_every_circle_is_key_where_a_cell_lists_all_p_minus_1_halves_frequencies():
+    effects = pd.DataFrame({"position": ["operand"] * 3 + ["final"] * 2, "layer": [0, 0, 1, 0, 1],
+                            "frequencies": ["1 2 3", "1 2 3", "1 3", "3 1 2", "1"]})  # fmt: skip
+    every = interventions.every_circle_key(effects, 7)
+    assert every.to_dict() == {("operand", 0): True, ("operand", 1): False, ("final", 0): True, ("final", 1): False}
+    assert not interventions.every_circle_key(effects, 12).any()  # 12 values have 5 circles (6 is a line)
+    months = pd.DataFrame({"position": ["final"], "layer": [3], "frequencies": ["1 2 4 3 5"]})
+    assert interventions.every_circle_key(months, 12).all()
