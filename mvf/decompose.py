@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
 
+from mvf.interventions import PART, Verdict, shuffled_orders
 from mvf.probes import circle_targets
 from mvf.tasks import Problem
 
@@ -84,10 +85,33 @@ def shuffled_shares(
     values is a 2-D code of the value like any other, and takes some variance
     whenever the value matters at all.
     """
-    generator = np.random.default_rng(seed)
-    period = problems[0].period
-    return pd.DataFrame([explained_variance(hidden, problem_groups(problems, order, generator.permutation(period)))
-                         for _ in range(shuffles)])  # fmt: skip
+    orders = shuffled_orders(problems[0].period, shuffles, seed)
+    return pd.DataFrame([explained_variance(hidden, problem_groups(problems, order, relabel)) for relabel in orders])
+
+
+def circle_verdict(shares: pd.Series, shuffled: pd.DataFrame) -> Verdict:
+    """Ours: does the circle of the answer explain more of the hidden states than any circle of a shuffled order?
+
+    ``shares``: the circle of the answer's share at each layer (indexed by
+    hook); ``shuffled``: the same share with each shuffled order's circle
+    ``(shuffles, layers)`` (``shuffled_shares``' column, the same orders at
+    every layer). Each takes its best layer: the circle's peak against every
+    shuffled order's own peak, compared to two decimals. The rule, in order:
+    0 *does not match* when a shuffled order's peak reaches the circle's;
+    1 *matches* when the circle's peak is at least ``PART`` (half the
+    variance); 2 *partly matches* otherwise (more than any shuffled order,
+    less than half).
+    """
+    if shares.empty or shuffled.empty:
+        raise ValueError("no layers or no shuffled orders to compare: decompose at least one layer, with shuffles > 0.")
+    layer, peak = shares.idxmax(), round(float(shares.max()), 2)
+    null_peak = round(float(shuffled.max(axis=1).max()), 2)
+    measured = (f"the circle of the answer explains {peak:.2f} of the variance at its best layer ({layer}); the best of "
+                f"{len(shuffled)} circles of shuffled orders, each at its own best layer, {null_peak:.2f}")  # fmt: skip
+    if null_peak >= peak:
+        return Verdict("does not match", f"does not match: a circle of a shuffled order explains as much ({measured})", 0)
+    category, rule = ("matches", 1) if peak >= PART else ("partly matches", 2)
+    return Verdict(category, f"{category}: {measured}", rule)
 
 
 def _check(hidden: np.ndarray, groups: dict[str, np.ndarray]) -> None:

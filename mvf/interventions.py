@@ -152,13 +152,20 @@ def shuffled_order(period: int, seed: int = 0) -> np.ndarray:
     A rotated or reflected order is the same circle, so a probe fitted to it
     would be the real one; every other permutation scrambles the neighbours.
     """
+    return shuffled_orders(period, 1, seed)[0]
+
+
+def shuffled_orders(period: int, count: int, seed: int = 0) -> np.ndarray:
+    """``count`` seeded relabellings ``(count, period)``, none a rotation or reflection of the calendar order (``shuffled_order``'s first)."""
     if period < 4:
         raise ValueError(f"a calendar order of {period} values has no relabelling that is not a rotation or reflection.")
     symmetries = {tuple((s * np.arange(period) + r) % period) for r in range(period) for s in (1, -1)}  # pragma: no mutate (−r over every r: the same rotations)
     generator = np.random.default_rng(seed)
-    while tuple(order := generator.permutation(period)) in symmetries:
-        pass
-    return order
+    orders = []
+    while len(orders) < count:
+        if tuple(order := generator.permutation(period)) not in symmetries:
+            orders.append(order)
+    return np.array(orders)
 
 
 def key_circle_probes(
@@ -675,7 +682,97 @@ def off_circle_grid(
     return np.stack([off_circle(model, problem, probe, hook, position, base, angles, float(r)) for r in bar])
 
 
-def angle_answers(angles: np.ndarray, problem: Problem, position: str) -> np.ndarray:
-    """The answer each patched angle implies ``(n,)``: the nearest value, plus the shift at the operand position."""
-    nearest = np.round(np.asarray(angles) / (2 * np.pi / problem.period)).astype(int)
-    return (nearest + (problem.shift if position == "operand" else 0)) % problem.period
+def angle_answers(angles: np.ndarray, problem: Problem, position: str, order: np.ndarray | None = None) -> np.ndarray:
+    """The answer each patched angle implies ``(n,)``: the value whose circle point is nearest, plus the shift at the operand position.
+
+    ``order``: ``(period,)`` the relabelling the probe was fitted to
+    (``shuffled_order``: value y sits at angle 2π·order[y]/p); ``None``: the
+    calendar order.
+    """
+    nearest = np.round(np.asarray(angles) / (2 * np.pi / problem.period)).astype(int) % problem.period
+    values = nearest if order is None else np.argsort(order)[nearest]
+    return (values + (problem.shift if position == "operand" else 0)) % problem.period
+
+
+TRACKING_NULL = "circle of a shuffled order (null)"
+
+
+def tracking_test(
+    model, problems: list[Problem], position: str, hook: str, indices: list[int], angles: np.ndarray, k: int = 5,
+    seed: int = 0, cache_dir=None,
+) -> tuple[np.ndarray, dict[str, np.ndarray], Verdict]:  # fmt: skip
+    """The off-distribution test at radius 1 from the mean activation (the paper's), against a shuffled order's circle.
+
+    The activations at (``hook``, ``position``) of every problem are
+    collected (cached under ``cache_dir`` when given) and the probe fitted on
+    them; ``indices``: the problems
+    patched (the paper shows one; pooling several is ours). The probe's
+    point and the null's (a probe fitted to ``shuffled_order(period, seed)``)
+    are placed at each of ``angles``; returns whether the most likely answer
+    is the one the angle implies ``(len(indices), n_angles)``, the same for the
+    null (keyed ``TRACKING_NULL``), and ``tracking_verdict``.
+    """
+    values, period = read_values(problems, position), problems[0].period
+    where = np.array([positions_in(model.tokenizer, p, prepends_bos(model))[position] for p in problems])
+    clean = collect_at_positions(model, [p.prompt for p in problems], where, [hook], cache_dir=cache_dir)[hook]
+    clean = clean.numpy().astype(np.float64)  # pragma: no mutate (None: float64 too)
+    order = shuffled_order(period, seed)
+    base = clean.mean(axis=0)
+    hits = {}
+    for name, relabel in (("circle", None), (TRACKING_NULL, order)):
+        probe = fit_circle_probe(clean, values if relabel is None else relabel[values], period, k=k)
+        hits[name] = np.array([
+            off_circle(model, problems[i], probe, hook, int(where[i]), base, angles).argmax(axis=1)
+            == angle_answers(angles, problems[i], position, relabel) for i in indices])  # fmt: skip
+    circle = hits.pop("circle")
+    return circle, hits, tracking_verdict(circle, hits, 1 / period, seed=seed)
+
+
+def tracking_verdict(hits: np.ndarray, null_hits: dict[str, np.ndarray], chance: float, seed: int = 0) -> Verdict:
+    """The paper's off-distribution claim: does the most likely answer follow the angle round the probe's circle?
+
+    ``hits``: ``(n_problems, n_angles)`` whether it is the answer the angle
+    implies (``angle_answers``); ``null_hits``: the same for each null's
+    circle, at the same problems and angles; ``chance``: 1/p. Intervals are
+    95 % over problems and angles, each resampled with replacement (crossed:
+    a problem's angles are not independent draws, nor are its problems), the
+    same draws for the share and the paired advantages. The
+    rule, in order (the rows of ``TRACKING_DECISIONS``): 0 *does not match*
+    when the share's lower bound is at most chance; 1 *does not match* when
+    the advantage over a null has a lower bound at most 0; 2 *matches* when
+    the share is at least ``MATCH`` with a lower bound of at least ``PART``;
+    3 *partly matches* otherwise. Compared to two decimals, as printed.
+    """
+    hits = np.atleast_2d(hits).astype(float)
+    if hits.size == 0:
+        raise ValueError("no angles to judge: place the point at one angle at least.")
+    names = list(null_hits)
+    cells = np.stack([hits, *(hits - np.atleast_2d(null_hits[name]) for name in names)])  # (1 + nulls, problems, angles)
+    generator = np.random.default_rng(seed)
+    by_problem, by_angle = (generator.multinomial(n, np.full(n, 1 / n), size=BOOTSTRAP_DRAWS) for n in hits.shape)
+    draws = np.einsum("dp,mpa,da->dm", by_problem, cells, by_angle) / (by_problem.sum(1) * by_angle.sum(1))[:, None]
+    low, high = np.percentile(draws, [2.5, 97.5], axis=0).round(2)
+    share, advantage = cells.mean(axis=(1, 2)).round(2)[0], cells.mean(axis=(1, 2)).round(2)[1:]
+    measured = f"the answer follows the angle for {share:.2f} [{low[0]:.2f}, {high[0]:.2f}] of the angles (chance {chance:.2f})"
+    against = "; ".join(f"against the {name.split(' (')[0]}: {advantage[i]:+.2f} [{low[1 + i]:+.2f}, {high[1 + i]:+.2f}]"
+                        for i, name in enumerate(names))  # fmt: skip
+    if low[0] <= round(chance, 2):
+        return Verdict("does not match", f"does not match: {measured}", 0)
+    unbeaten = [name.split(" (")[0] for i, name in enumerate(names) if low[1 + i] <= 0]
+    if unbeaten:
+        return Verdict("does not match", f"does not match: the {' and the '.join(unbeaten)} does as much ({measured}; "
+                       f"{against})", 1)  # fmt: skip
+    category, rule = ("matches", 2) if share >= MATCH and low[0] >= PART else ("partly matches", 3)
+    return Verdict(category, f"{category}: {measured}; it beats every null ({against})", rule)
+
+
+# The rule of ``tracking_verdict`` as a decision table: the outcome, when it is reached (in this order) and why.
+TRACKING_DECISIONS = pd.DataFrame(
+    [
+        ("does not match", "the share of angles whose answer the angle implies has a lower bound ≤ chance", "the answer does not follow the angle"),
+        ("does not match", "a null's circle is not beaten: the paired advantage has a lower bound ≤ 0", "any order of the names on a circle does as much"),
+        ("matches", f"share ≥ {MATCH} with lower bound ≥ {PART}", "the answer follows the angle round the circle"),
+        ("partly matches", "otherwise", "beats chance and every null on part of the circle"),
+    ],
+    columns=["outcome", "when", "why"],
+)  # fmt: skip

@@ -106,7 +106,8 @@ CLAIMS = (
           "share of full patches that give the intended new answer (same layer)"),
     Claim("off-circle tracking", "off_circle", "Moving the point around the circle moves the answer smoothly.",
           "share of angles at radius 1, from the mean activation (the paper's), whose most likely answer is the "
-          "one the angle implies"),
+          "one the angle implies, over the first problems of the task (one per start value; ours: the paper shows "
+          "one)"),
     Claim("circle of answer share", "decompose", "The circle of the answer explains much of the hidden state at the "
           "token before the answer.", "largest share the circle of the answer adds after the one-hot codes of the "
           "operand and shift, on the top-20 PCs (the paper's order; final token)"),
@@ -160,29 +161,98 @@ def arithmetic_finding(accuracy: dict[str, float], chance: dict[str, float]) -> 
 
 INTERVENTION_FINDINGS = {"matches": "replicates", "partly matches": "partly", "does not match": "does not",
                          "inconclusive": "inconclusive"}  # fmt: skip
+WORDS = ("replicates", "partly", "does not", "inconclusive", "not testable")  # the findings table's vocabulary
 
 
-# The findings that end in a verdict word, in the book's order: (chapter, the paper's finding).
-FINDINGS = (("circles", "Days and months lie on circles in the residual stream"),
-            ("arithmetic", "Models do modular arithmetic on weekdays and months"),
-            ("interventions", "Patching the circle moves the answer about as much as patching the whole layer"))  # fmt: skip
+@dataclass(frozen=True)
+class Finding:
+    """One of the paper's findings that a chapter ends with a verdict word on."""
+
+    chapter: str
+    paper: str  # the paper's finding
+    where: str  # where the paper shows it (the authors' README names the figures each script makes)
+    short: str  # its name in the bottom line
 
 
-def findings(records: list[dict]) -> pd.DataFrame:
-    """The verdict word per finding (rows) and profile (columns), from the records' settings; "—" where none ran.
+FINDINGS = (
+    Finding("circles", "Days and months lie on circles in the residual stream", "Figures 1 and 3", "the circles"),
+    Finding("discovery", "SAE clusters of day and month features rank among the most irreducible", "Figure 1",
+            "finding them with an SAE"),
+    Finding("arithmetic", "Models do modular arithmetic on weekdays and months", "Table 1", "the arithmetic"),
+    Finding("interventions", "Patching the circle moves the answer about as much as patching the whole layer",
+            "Figure 5", "the circle patch"),
+    Finding("off_circle", "Moving the point round the circle moves the answer with the angle", "Figure 6",
+            "the answer following the angle"),
+    Finding("decompose", "The circle of the answer explains much of the hidden state before the answer", "Figure 8",
+            "the answer's circle in the hidden state"),
+)  # fmt: skip
 
-    A record states its verdict as the setting ``finding`` (``circle_finding``,
-    ``arithmetic_finding``), or, for the interventions, as ``verdict`` (the
-    category of ``interventions.verdict``, named by ``INTERVENTION_FINDINGS``).
+
+def finding_word(settings: dict) -> str | None:
+    """A record's verdict word: its setting ``finding`` (a word of ``WORDS``, perhaps with its reason in
+    parentheses), or its ``verdict`` (a category of ``interventions.VERDICTS``, named by ``INTERVENTION_FINDINGS``)."""
+    return settings.get("finding") or INTERVENTION_FINDINGS.get(settings.get("verdict"))
+
+
+def findings(records: list[dict], reasons: bool = False) -> pd.DataFrame:
+    """The verdict per finding of ``FINDINGS`` (rows) and profile (columns), after the paper's figure; "—" where none ran.
+
+    ``reasons``: each word followed by its reason (the record's setting
+    ``why``), where the record gives one.
     """
-    table = pd.DataFrame(index=[paper for _, paper in FINDINGS])
+    table = pd.DataFrame({"in the paper": [f.where for f in FINDINGS]}, index=[f.paper for f in FINDINGS])
+    chapters = {f.chapter: f.paper for f in FINDINGS}
     for entry in records:
         settings = entry.get("settings", {})
-        found = settings.get("finding") or INTERVENTION_FINDINGS.get(settings.get("verdict"))
-        paper = dict(FINDINGS).get(entry["chapter"])
-        if found and paper:
-            table.loc[paper, entry["profile"]] = found
+        word = finding_word(settings)
+        if word and entry["chapter"] in chapters:
+            why = settings.get("why") if reasons else None
+            table.loc[chapters[entry["chapter"]], entry["profile"]] = f"{word} ({why})" if why else word
     return table.fillna("—")
+
+
+def combined_finding(words: dict[str, str]) -> str:
+    """One word for a finding judged per kind (days, months: ``words``): the same word when every kind has it,
+    else *partly* when one replicates at least in part, else *does not*."""
+    found = set(words.values())
+    if len(found) == 1:
+        return found.pop()
+    return "partly" if found & {"replicates", "partly"} else "does not"
+
+
+def bottom_line(table: pd.DataFrame, main: str, second: str | None = None, controls: tuple[str, ...] = ()) -> str:
+    """Five sentences on ``findings``' table: the count per word on ``main``, what holds, what does not, how
+    ``second`` agrees, and what the positive ``controls`` show (that the tests can say yes)."""
+    short = {f.paper: f.short for f in FINDINGS}
+
+    def word_of(profile: str) -> pd.Series:
+        return table[profile].str.split(" \\(").str[0] if profile in table else pd.Series(dtype=object)
+
+    def listed(names: list[str]) -> str:
+        return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else "".join(names)
+
+    on_main = word_of(main)
+    counts = on_main.value_counts()
+    tally = ", ".join(f"{word} {counts[word]}" for word in (*WORDS, "—") if word in counts).replace("—", "not run")
+    held = [short[paper] for paper, word in on_main.items() if word in ("replicates", "partly")]
+    failed = [short[paper] for paper, word in on_main.items() if word == "does not"]
+    sentences = [
+        f"On {main} the paper's {len(on_main)} findings come out as: {tally}",
+        f"What holds, at least in part: {listed(held)}" if held else "Nothing holds, even in part",
+        f"What does not: {listed(failed)}" if failed else "No finding is contradicted",
+    ]  # fmt: skip
+    if second in table:
+        on_second = word_of(second)
+        ran = on_second != "—"
+        same = int((on_second[ran] == on_main[ran]).sum())
+        sentences.append(f"On {second}, {same} of the {int(ran.sum())} findings it ran come out as on {main}")
+    else:
+        sentences.append("No second model has run")
+    ran_on = {control: [f"{short[paper]} {word}" for paper, word in word_of(control).items() if word != "—"]
+              for control in controls if control in table}  # fmt: skip
+    sentences.append("On the positive controls, where the answer is known: " + "; ".join(
+        f"{control}, {listed(found)}" for control, found in ran_on.items()) if ran_on else "No positive control has run")
+    return ". ".join(sentences) + "."
 
 
 def hardware() -> str:

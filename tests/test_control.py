@@ -138,3 +138,23 @@ def test_a_second_copy_off_the_circle_makes_the_circle_patch_partial(profile, ex
 def test_the_known_cells_are_the_operand_at_layer_0_and_the_answers_circle_at_the_last_token():
     assert control.known_cells("months") == [("operand", 0), ("final", 2)]
     assert control.known_cells("weekday-successor") == [("operand", 0), ("final", 1), ("final", 2)]
+
+
+ANGLES = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+
+
+@pytest.mark.parametrize("name, position, layer", [("month-successor", "operand", 0), ("weekday-successor", "final", 2)])
+def test_the_off_circle_test_finds_the_controls_circle_against_a_shuffled_order(model, name, position, layer):
+    hits, null_hits, found = interventions.tracking_test(
+        model, tasks.task(name), position, f"blocks.{layer}.hook_resid_pre", [0, 1, 2], ANGLES)
+    assert found.category == "matches", found.sentence
+    assert hits.shape == null_hits[interventions.TRACKING_NULL].shape == (3, len(ANGLES))
+
+
+def test_the_off_circle_test_fails_where_the_value_is_not_used_and_with_the_answers_one_off(model, monkeypatch):
+    problems, hook = tasks.task("month-successor"), "blocks.1.hook_resid_pre"  # the operand: read by no later block
+    assert interventions.tracking_test(model, problems, "operand", hook, [0, 1], ANGLES)[2].category == "does not match"
+    one_off = interventions.angle_answers
+    monkeypatch.setattr(interventions, "angle_answers", lambda *args: (one_off(*args) + 1) % 12)
+    found = interventions.tracking_test(model, problems, "operand", "blocks.0.hook_resid_pre", [0, 1], ANGLES)[2]
+    assert found.category == "does not match", found.sentence

@@ -1,6 +1,7 @@
 """mvf.decompose: planted groups come back exactly, order effects have their known values, bad input fails."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.decomposition import PCA
 
@@ -102,6 +103,34 @@ def test_a_planted_circle_beats_the_shuffled_calendar_orders():
     shuffled = decompose.shuffled_shares(hidden, problems)["circle of answer"]
     # Any 2-D code of the answer takes part of a circle of the answer: ~0.4 on average, which is the baseline.
     assert real > 0.95 and shuffled.max() < real - 0.15 and shuffled.mean() < 0.6 and len(shuffled) == 20
+
+
+def _circle_layers(noise: float, layers: int = 3) -> dict[str, np.ndarray]:
+    """Hidden states of the Weekdays problems: the answer's circle plus noise of this size, at a few layers."""
+    answers = np.array([p.answer for p in tasks.weekdays()])
+    rng = np.random.default_rng(5)
+    return {f"blocks.{layer}.hook_resid_pre": probes.circle_targets(answers, 7) @ rng.normal(size=(2, 30))
+            + noise * rng.normal(size=(49, 30)) for layer in range(layers)}  # fmt: skip
+
+
+def _circle_verdict(hidden: dict[str, np.ndarray]) -> decompose.Verdict:
+    problems, groups = tasks.weekdays(), decompose.problem_groups(tasks.weekdays(), "circles first")
+    shares = decompose.layer_table(hidden, groups)["circle of answer"]
+    shuffled = pd.DataFrame({hook: decompose.shuffled_shares(states, problems, "circles first")["circle of answer"]
+                             for hook, states in hidden.items()})  # fmt: skip
+    return decompose.circle_verdict(shares, shuffled)
+
+
+@pytest.mark.parametrize("noise, category", [(0.05, "matches"), (2.0, "partly matches"), (30.0, "does not match")])
+def test_the_circle_verdict_asks_more_than_every_shuffled_order_at_its_own_best_layer(noise, category):
+    found = _circle_verdict(_circle_layers(noise))
+    assert found.category == category, found.sentence
+    assert "best of 20 circles of shuffled orders" in found.sentence
+
+
+def test_the_circle_verdict_needs_layers_and_orders():
+    with pytest.raises(ValueError, match="no layers or no shuffled orders"):
+        decompose.circle_verdict(pd.Series(dtype=float), pd.DataFrame())
 
 
 def test_top_components_keep_what_there_is():

@@ -354,6 +354,49 @@ def test_an_angle_implies_the_nearest_value_and_at_the_operand_the_shifted_answe
     assert interventions.angle_answers(angles, problem, "operand").tolist() == [3, 4, 5, 6, 3, 2]
 
 
+def test_on_a_shuffled_orders_circle_an_angle_implies_the_value_placed_there():
+    problem = tasks.weekdays()[2 * 7 + 5]
+    order = interventions.shuffled_order(7, seed=3)
+    angles = 2 * np.pi * np.arange(7) / 7
+    placed = interventions.angle_answers(angles, problem, "final", order)
+    assert (order[placed] == np.arange(7)).all()  # the value whose label is the angle's
+    assert (interventions.angle_answers(angles, problem, "operand", order) == (placed + 3) % 7).all()
+
+
+def test_shuffled_orders_are_seeded_never_a_symmetry_and_begin_with_shuffled_order():
+    orders = interventions.shuffled_orders(5, 40, seed=2)
+    symmetries = {tuple((s * np.arange(5) + r) % 5) for r in range(5) for s in (1, -1)}
+    assert orders.shape == (40, 5) and not symmetries & {tuple(order) for order in orders}
+    assert (orders[0] == interventions.shuffled_order(5, seed=2)).all()
+    assert (orders == interventions.shuffled_orders(5, 40, seed=2)).all()
+
+
+def _tracking(circle: float, null: float, problems: int = 4, angles: int = 24) -> interventions.Verdict:
+    """A planted tracking test: each problem's first ``circle`` (``null``) share of angles hit."""
+    hits = np.tile(np.arange(angles) < round(circle * angles), (problems, 1))
+    null_hits = np.tile(np.arange(angles) < round(null * angles), (problems, 1))
+    return interventions.tracking_verdict(hits, {interventions.TRACKING_NULL: null_hits}, 1 / 7)
+
+
+@pytest.mark.parametrize(
+    "circle, null, category, rule",
+    [(0.0, 0.0, "does not match", 0), (0.125, 0.0, "does not match", 0), (1.0, 1.0, "does not match", 1),
+     (1.0, 0.9, "does not match", 1), (1.0, 0.0, "matches", 2), (0.5, 0.0, "partly matches", 3),
+     (0.625, 0.25, "partly matches", 3), (0.75, 0.25, "matches", 2)],
+)  # fmt: skip
+def test_the_tracking_verdict_needs_chance_and_every_null_beaten(circle, null, category, rule):
+    found = _tracking(circle, null)
+    assert (found.category, found.rule) == (category, rule), found.sentence
+    assert found.sentence.startswith(category) and "chance 0.14" in found.sentence
+
+
+def test_the_tracking_verdicts_interval_counts_the_angles_of_one_problem():
+    one = interventions.tracking_verdict(np.arange(24) < 6, {interventions.TRACKING_NULL: np.zeros(24, bool)}, 1 / 7)
+    assert one.category == "does not match" and "0.25 [0.0" in one.sentence  # 6 of 24 angles: the interval reaches 0.14
+    with pytest.raises(ValueError, match="no angles"):
+        interventions.tracking_verdict(np.zeros((3, 0), bool), {}, 1 / 7)
+
+
 def test_no_donor_for_a_value_the_task_lacks_is_refused_with_a_reason():
     problems = tasks.task("weekday-successor")[:7]
     with pytest.raises(ValueError, match="^no problem matches 'Monday, Tuesday,' with value 3 at the operand position.$"):

@@ -3,6 +3,7 @@
 import json
 import os
 
+import pandas as pd
 import pytest
 
 from mvf import results
@@ -137,6 +138,32 @@ def test_the_intervention_record_takes_each_number_from_its_own_row():
     results._check_numbers(found, "test")  # every key is a claim the results page knows
 
 
+@pytest.mark.parametrize("words, combined", [({"day": "does not", "month": "does not"}, "does not"),
+                                             ({"day": "does not", "month": "partly"}, "partly"),
+                                             ({"day": "replicates", "month": "replicates"}, "replicates"),
+                                             ({"day": "does not", "month": "inconclusive"}, "does not")])  # fmt: skip
+def test_a_finding_judged_per_kind_gets_one_word(words, combined):
+    assert results.combined_finding(words) == combined
+
+
+def test_the_bottom_line_counts_the_words_and_names_what_holds_and_what_the_controls_show():
+    papers = [finding.paper for finding in results.FINDINGS]
+    table = pd.DataFrame({"in the paper": "Figure 1",
+                          "smollm2-135m": ["partly (an arc)", "does not", "does not", "partly", "does not", "replicates"],
+                          "gemma-3-270m": ["partly", "—", "replicates", "does not", "—", "—"],
+                          "circle-control": ["—", "—", "—", "replicates", "replicates", "—"]}, index=papers)  # fmt: skip
+    line = results.bottom_line(table, "smollm2-135m", "gemma-3-270m", ("circle-control", "circle-control-trained"))
+    sentences = line.split(". ")
+    assert len(sentences) == 5 and line.endswith(".")
+    assert sentences[0] == "On smollm2-135m the paper's 6 findings come out as: replicates 1, partly 2, does not 3"
+    assert sentences[1] == ("What holds, at least in part: the circles, the circle patch and the answer's circle in "
+                            "the hidden state")  # fmt: skip
+    assert sentences[2].startswith("What does not: finding them with an SAE, the arithmetic and")
+    assert sentences[3] == "On gemma-3-270m, 1 of the 3 findings it ran come out as on smollm2-135m"
+    assert sentences[4] == ("On the positive controls, where the answer is known: circle-control, the circle patch "
+                            "replicates and the answer following the angle replicates.")  # fmt: skip
+
+
 def test_findings_read_each_records_verdict_word_and_the_table_splits_by_chapter(tmp_path):
     results.record("circles", "gemma-3-270m", {"days cyclic order": 1.0}, tmp_path, settings={"finding": "replicates"})
     results.record("interventions", "gemma-3-270m", {"circle patch accuracy": 0.2}, tmp_path,
@@ -144,10 +171,15 @@ def test_findings_read_each_records_verdict_word_and_the_table_splits_by_chapter
     results.record("arithmetic", "smollm2-135m", {"weekdays accuracy": 0.14}, tmp_path,
                    settings={"finding": "does not (at chance on this model)"})  # fmt: skip
     results.record("off_circle", "smollm2-135m", {"off-circle tracking": 0.5}, tmp_path)  # no verdict word
+    results.record("decompose", "smollm2-135m", {"circle of answer share, circles first (ours)": 0.4}, tmp_path,
+                   settings={"verdict": "does not match", "why": "a shuffled order does as much"})  # fmt: skip
     table = results.findings(results.load_records(tmp_path))
-    assert list(table.index) == [paper for _, paper in results.FINDINGS]
-    assert table["gemma-3-270m"].tolist() == ["replicates", "—", "partly"]
-    assert table["smollm2-135m"].tolist() == ["—", "does not (at chance on this model)", "—"]
+    assert list(table.index) == [finding.paper for finding in results.FINDINGS]
+    assert table["in the paper"].tolist() == [finding.where for finding in results.FINDINGS]
+    assert table["gemma-3-270m"].tolist() == ["replicates", "—", "—", "partly", "—", "—"]
+    assert table["smollm2-135m"].tolist() == ["—", "—", "does not (at chance on this model)", "—", "—", "does not"]
+    reasons = results.findings(results.load_records(tmp_path), reasons=True)
+    assert reasons["smollm2-135m"].iloc[-1] == "does not (a shuffled order does as much)"
     per_chapter = results.at_a_glance(results.load_records(tmp_path), chapter="interventions")
     assert set(per_chapter["chapter"]) == {"interventions"}
     assert len(per_chapter) == sum(claim.chapter == "interventions" for claim in results.CLAIMS)
