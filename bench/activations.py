@@ -1,17 +1,17 @@
 """Throughput of corpus activation collection against a bare forward pass, in the same run.
 
-    python bench/activations.py [--hook blocks.6.hook_resid_post] [--rows 64] [--seq-len 256] [--batch-size 16] [--repeats 3]
+    python bench/activations.py [--hook blocks.6.hook_resid_post] [--rows 64] [--seq-len 256] [--batch-size 16] [--repeats 5]
 
 Both sides run the embedded model on the same token batches and stop after
 the hooked layer; collection also caches the activations, casts them to
-float16 and writes checksummed shards. Prints tokens/s for each and the
-overhead of collection in percent.
+float16 and writes checksummed shards. Prints tokens per user CPU second for each
+and the overhead of collection in percent (user CPU time of the process,
+best of the repeats each, and the median of the paired ratios).
 """
 
 import argparse
 import os
 import tempfile
-import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -26,8 +26,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=64)
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1, help="torch's threads (1: as each chapter's kernel runs; "
+                        "more add OpenMP's spinning to the CPU time)")  # fmt: skip
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     model = models.load_model("smollm2-135m", device="cpu")
     layer = activations.check_hook(model, args.hook)
@@ -52,19 +55,23 @@ def main() -> None:
                 batch_size=args.batch_size, rows_per_shard=args.batch_size * 2,
             )  # fmt: skip
 
-    # Alternate the two and keep each one's best time, so warm-up and machine noise favour neither.
+    # User CPU time of this process, which a busy neighbour does not inflate as it does wall time (best-of wall times
+    # moved by ±10 % between runs on a shared 2-core machine), nor the kernel's page-fault handling (system time
+    # moved by 0 to 3.6 s in runs of 11 s). Alternate the two, so that warm-up and drifts favour neither.
     timings: dict = {bare_forward: [], collection: []}
     for _ in range(args.repeats):
         for run, times in timings.items():
-            start = time.perf_counter()
+            start = os.times().user
             run()
-            times.append(time.perf_counter() - start)
+            times.append(os.times().user - start)
     bare, collect = min(timings[bare_forward]), min(timings[collection])
+    ratios = sorted(c / b for b, c in zip(timings[bare_forward], timings[collection]))
     # collect_corpus also tokenizes the texts; that is part of its cost and stays in.
     print(f"{n_tokens} tokens up to {args.hook}, batches of {args.batch_size} x {args.seq_len}")
-    print(f"bare forward: {n_tokens / bare:8.0f} tokens/s")
-    print(f"collection:   {n_tokens / collect:8.0f} tokens/s")
-    print(f"collection overhead: {100 * (collect / bare - 1):+.1f}%")
+    print(f"bare forward: {n_tokens / bare:8.0f} tokens per user CPU second")
+    print(f"collection:   {n_tokens / collect:8.0f} tokens per user CPU second")
+    print(f"collection overhead: {100 * (collect / bare - 1):+.1f}% (best of {args.repeats} each; median of the paired "
+          f"ratios {100 * (ratios[len(ratios) // 2] - 1):+.1f}%)")
 
 
 if __name__ == "__main__":

@@ -310,12 +310,15 @@ def collect_corpus(
 def forward_rows(model, rows: torch.Tensor, hook: str, layer: int, batch_size: int) -> np.ndarray:
     """Activations of ``rows`` ``(n, seq_len)`` at ``hook``, flattened to ``(n * seq_len, d_model)`` float16."""
     parts = []
-    for start in range(0, len(rows), batch_size):
-        with torch.no_grad():
-            _, cache = model.run_with_cache(
-                rows[start : start + batch_size].to(model.cfg.device), names_filter=[hook], stop_at_layer=layer + 1  # pragma: no mutate (device, filter and stop change the speed only)
-            )
-        parts.append(cache[hook].reshape(-1, cache[hook].shape[-1]).to(torch.float16).cpu().numpy())
+
+    def read(activation: torch.Tensor, hook) -> None:
+        parts.append(activation.reshape(-1, activation.shape[-1]).to(torch.float16).cpu().numpy())
+
+    # One forward hook that keeps what it reads, rather than run_with_cache's machinery for a cache of hook points.
+    with torch.no_grad():
+        for start in range(0, len(rows), batch_size):
+            model.run_with_hooks(rows[start : start + batch_size].to(model.cfg.device), fwd_hooks=[(hook, read)],  # pragma: no mutate (the device matters only off the CPU)
+                                 stop_at_layer=layer + 1)  # fmt: skip
     return np.concatenate(parts)
 
 
