@@ -230,14 +230,17 @@ def why_not_loaded(error: OSError, what: str, alternative: str, hub_id: str | No
     network; otherwise the library's own message. ``alternative``: the way
     forward without the hub; ``hub_id``: the repository, for the licence's page.
     """
+    import huggingface_hub
     from huggingface_hub import errors
 
     chain = _chain(error)
     if any(isinstance(e, errors.GatedRepoError) for e in chain) or "gated repo" in str(error):
-        token = "HF_TOKEN is not set" if not os.environ.get("HF_TOKEN") else "the account of HF_TOKEN has no access"
+        # get_token reads HF_TOKEN, the token huggingface_hub.login() saved and, on Colab, the Secrets panel.
+        token = "no token is set" if not huggingface_hub.get_token() else "the token's account has no access"
         page = f" at https://huggingface.co/{hub_id}" if hub_id else ""
-        return (f"{what} is gated on the Hugging Face hub and {token}.\nAccept its licence{page} and set HF_TOKEN to "
-                f"a token of that account. {alternative}")  # fmt: skip
+        return (f"{what} is gated on the Hugging Face hub and {token}.\nAccept its licence{page}, then give a token of "
+                f"that account: HF_TOKEN, huggingface_hub.login(), or on Colab a secret named HF_TOKEN (the key icon) "
+                f"with notebook access. {alternative}")  # fmt: skip
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
         return (f"{what} is not in the local Hugging Face cache, and the hub is switched off "
                 f"(HF_HUB_OFFLINE={os.environ['HF_HUB_OFFLINE']}).\nUnset HF_HUB_OFFLINE on a machine with network "

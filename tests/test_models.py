@@ -2,6 +2,7 @@
 
 import json
 
+import huggingface_hub
 import pytest
 import torch
 
@@ -79,22 +80,35 @@ def _gated() -> Exception:
 
 @pytest.mark.parametrize(("name", "cause", "environment", "expected"), [
     ("llama-3-8b", lambda: _wrapped("You are trying to access a gated repo.", _gated()), {},
-     r"gated on the Hugging Face hub and HF_TOKEN is not set.\nAccept its licence at https://huggingface.co/meta-llama"),
+     r"gated on the Hugging Face hub and no token is set.\nAccept its licence at https://huggingface.co/meta-llama.*"
+     r"on Colab a secret named HF_TOKEN"),
     ("llama-3-8b", lambda: _wrapped("You are trying to access a gated repo.", _gated()), {"HF_TOKEN": "hf_x"},
-     "the account of HF_TOKEN has no access"),
+     "the token's account has no access"),
     ("mistral-7b", lambda: _wrapped("We couldn't connect to 'https://huggingface.co'", ConnectionError("refused")), {},
      r"hub is unreachable \(no network\).\nOffline, load_model\('smollm2-135m'\)"),
     ("mistral-7b", lambda: OSError("disk quota exceeded"), {}, "OSError: disk quota exceeded"),
 ])  # fmt: skip
-def test_each_hub_failure_names_its_cause_and_the_fix(monkeypatch, name, cause, environment, expected):
+def test_each_hub_failure_names_its_cause_and_the_fix(monkeypatch, tmp_path, name, cause, environment, expected):
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))  # no login() here
     for key, value in environment.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(models.TransformerBridge, "boot_transformers", _boot_raising(cause()))
     with pytest.raises(models.HubUnavailableError, match=expected) as caught:
         models.load_model(name, device="cpu")
     assert len(str(caught.value).splitlines()) == 2 and caught.value.__cause__ is None
+
+
+def test_a_token_saved_by_login_counts_as_a_token(monkeypatch, tmp_path):
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    (tmp_path / "token").write_text("hf_saved_by_login")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(tmp_path / "token"))
+    monkeypatch.setattr(models.TransformerBridge, "boot_transformers",
+                        _boot_raising(_wrapped("You are trying to access a gated repo.", _gated())))  # fmt: skip
+    with pytest.raises(models.HubUnavailableError, match="the token's account has no access"):
+        models.load_model("llama-3-8b", device="cpu")
 
 
 def test_the_librarys_traceback_is_kept_on_request(monkeypatch):
