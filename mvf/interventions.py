@@ -458,6 +458,16 @@ def measure(
     return table.assign(chance=1 / problems[0].period)
 
 
+def activations_at(
+    model, problems: list[Problem], position: str, hooks: list[str], cache_dir=None
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:  # fmt: skip
+    """Each problem's token index at ``position`` ("operand" or "final", from the tokenization) ``(n,)``, and the
+    activations there at every hook ``{hook: (n, d)}`` float64 (cached under ``cache_dir`` when given)."""
+    where = np.array([positions_in(model.tokenizer, p, prepends_bos(model))[position] for p in problems])
+    clean = collect_at_positions(model, [p.prompt for p in problems], where, hooks, cache_dir=cache_dir)
+    return where, {hook: acts.numpy().astype(np.float64) for hook, acts in clean.items()}  # pragma: no mutate (None: float64 too)
+
+
 def position_sweep(
     model, problems: list[Problem], position: str, hooks: list[str], sweep_hooks: list[str], k: int = 5,
     per_problem: int | None = None, seed: int = 0, cache_dir=None,
@@ -471,10 +481,8 @@ def position_sweep(
     ``sweep``'s, each with a ``position`` column.
     """
     period = problems[0].period  # pragma: no mutate (the problems of a task share their period)
-    where = np.array([positions_in(model.tokenizer, p, prepends_bos(model))[position] for p in problems])
+    where, clean = activations_at(model, problems, position, hooks, cache_dir)
     values = read_values(problems, position)
-    clean = collect_at_positions(model, [p.prompt for p in problems], where, hooks, cache_dir=cache_dir)
-    clean = {hook: acts.numpy().astype(np.float64) for hook, acts in clean.items()}  # pragma: no mutate (None: float64 too)
     quality = quality_by_layer(clean, values, period, k=k, seed=seed)
     indices = irreducibility.by_layer(clean, values, period, k=k, seed=seed)
     quality = quality.merge(indices, on="layer").assign(position=position)
@@ -490,6 +498,11 @@ class Verdict(NamedTuple):
     category: str
     sentence: str
     rule: int
+
+    @property
+    def reason(self) -> str:
+        """The sentence without its leading category ("partly matches: …" → "…"): why, for a table of verdict words."""
+        return self.sentence.split(": ", 1)[1]
 
 
 VERDICTS = ("inconclusive", "matches", "partly matches", "does not match")
@@ -713,9 +726,8 @@ def tracking_test(
     null (keyed ``TRACKING_NULL``), and ``tracking_verdict``.
     """
     values, period = read_values(problems, position), problems[0].period
-    where = np.array([positions_in(model.tokenizer, p, prepends_bos(model))[position] for p in problems])
-    clean = collect_at_positions(model, [p.prompt for p in problems], where, [hook], cache_dir=cache_dir)[hook]
-    clean = clean.numpy().astype(np.float64)  # pragma: no mutate (None: float64 too)
+    where, at_hook = activations_at(model, problems, position, [hook], cache_dir)
+    clean = at_hook[hook]
     order = shuffled_order(period, seed)
     base = clean.mean(axis=0)
     hits = {}
@@ -752,7 +764,7 @@ def tracking_verdict(hits: np.ndarray, null_hits: dict[str, np.ndarray], chance:
     by_problem, by_angle = (generator.multinomial(n, np.full(n, 1 / n), size=BOOTSTRAP_DRAWS) for n in hits.shape)
     draws = np.einsum("dp,mpa,da->dm", by_problem, cells, by_angle) / (by_problem.sum(1) * by_angle.sum(1))[:, None]
     low, high = np.percentile(draws, [2.5, 97.5], axis=0).round(2)
-    share, advantage = cells.mean(axis=(1, 2)).round(2)[0], cells.mean(axis=(1, 2)).round(2)[1:]
+    share, *advantage = cells.mean(axis=(1, 2)).round(2)
     measured = f"the answer follows the angle for {share:.2f} [{low[0]:.2f}, {high[0]:.2f}] of the angles (chance {chance:.2f})"
     against = "; ".join(f"against the {name.split(' (')[0]}: {advantage[i]:+.2f} [{low[1 + i]:+.2f}, {high[1 + i]:+.2f}]"
                         for i, name in enumerate(names))  # fmt: skip
