@@ -707,12 +707,12 @@ def angle_answers(angles: np.ndarray, problem: Problem, position: str, order: np
     return (values + (problem.shift if position == "operand" else 0)) % problem.period
 
 
-TRACKING_NULL = "circle of a shuffled order (null)"
+TRACKING_NULL = "circle of shuffled order {} (null)"  # numbered from 1
 
 
 def tracking_test(
     model, problems: list[Problem], position: str, hook: str, indices: list[int], angles: np.ndarray, k: int = 5,
-    seed: int = 0, cache_dir=None,
+    seed: int = 0, cache_dir=None, shuffles: int = 3,
 ) -> tuple[np.ndarray, dict[str, np.ndarray], Verdict]:  # fmt: skip
     """The off-distribution test at radius 1 from the mean activation (the paper's), against a shuffled order's circle.
 
@@ -720,18 +720,20 @@ def tracking_test(
     collected (cached under ``cache_dir`` when given) and the probe fitted on
     them; ``indices``: the problems
     patched (the paper shows one; pooling several is ours). The probe's
-    point and the null's (a probe fitted to ``shuffled_order(period, seed)``)
+    point and each null's (probes fitted to ``shuffled_orders(period,
+    shuffles, seed)``: with one, the verdict turned on which order was drawn)
     are placed at each of ``angles``; returns whether the most likely answer
-    is the one the angle implies ``(len(indices), n_angles)``, the same for the
-    null (keyed ``TRACKING_NULL``), and ``tracking_verdict``.
+    is the one the angle implies ``(len(indices), n_angles)``, the same for
+    each null (keyed ``TRACKING_NULL.format(i)``, i from 1), and
+    ``tracking_verdict``.
     """
     values, period = read_values(problems, position), problems[0].period
     where, at_hook = activations_at(model, problems, position, [hook], cache_dir)
     clean = at_hook[hook]
-    order = shuffled_order(period, seed)
     base = clean.mean(axis=0)
     hits = {}
-    for name, relabel in (("circle", None), (TRACKING_NULL, order)):
+    nulls = [(TRACKING_NULL.format(i + 1), order) for i, order in enumerate(shuffled_orders(period, shuffles, seed))]
+    for name, relabel in (("circle", None), *nulls):
         probe = fit_circle_probe(clean, values if relabel is None else relabel[values], period, k=k)
         hits[name] = np.array([
             off_circle(model, problems[i], probe, hook, int(where[i]), base, angles).argmax(axis=1)
@@ -772,8 +774,8 @@ def tracking_verdict(hits: np.ndarray, null_hits: dict[str, np.ndarray], chance:
         return Verdict("does not match", f"does not match: {measured}", 0)
     unbeaten = [name.split(" (")[0] for i, name in enumerate(names) if low[1 + i] <= 0]
     if unbeaten:
-        return Verdict("does not match", f"does not match: the {' and the '.join(unbeaten)} does as much ({measured}; "
-                       f"{against})", 1)  # fmt: skip
+        return Verdict("does not match", f"does not match: the {' and the '.join(unbeaten)} "
+                       f"{'does' if len(unbeaten) == 1 else 'do'} as much ({measured}; {against})", 1)  # fmt: skip
     category, rule = ("matches", 2) if share >= MATCH and low[0] >= PART else ("partly matches", 3)
     return Verdict(category, f"{category}: {measured}; it beats every null ({against})", rule)
 

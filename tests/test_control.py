@@ -148,7 +148,7 @@ def test_the_off_circle_test_finds_the_controls_circle_against_a_shuffled_order(
     hits, null_hits, found = interventions.tracking_test(
         model, tasks.task(name), position, f"blocks.{layer}.hook_resid_pre", [0, 1, 2], ANGLES)
     assert found.category == "matches", found.sentence
-    assert hits.shape == null_hits[interventions.TRACKING_NULL].shape == (3, len(ANGLES))
+    assert len(null_hits) == 3 and hits.shape == null_hits[interventions.TRACKING_NULL.format(3)].shape == (3, len(ANGLES))
 
 
 def test_the_off_circle_test_fails_where_the_value_is_not_used_and_with_the_answers_one_off(model, monkeypatch):

@@ -375,7 +375,7 @@ def _tracking(circle: float, null: float, problems: int = 4, angles: int = 24) -
     """A planted tracking test: each problem's first ``circle`` (``null``) share of angles hit."""
     hits = np.tile(np.arange(angles) < round(circle * angles), (problems, 1))
     null_hits = np.tile(np.arange(angles) < round(null * angles), (problems, 1))
-    return interventions.tracking_verdict(hits, {interventions.TRACKING_NULL: null_hits}, 1 / 7)
+    return interventions.tracking_verdict(hits, {interventions.TRACKING_NULL.format(1): null_hits}, 1 / 7)
 
 
 @pytest.mark.parametrize(
@@ -391,7 +391,7 @@ def test_the_tracking_verdict_needs_chance_and_every_null_beaten(circle, null, c
 
 
 def test_the_tracking_verdicts_interval_counts_the_angles_of_one_problem():
-    one = interventions.tracking_verdict(np.arange(24) < 6, {interventions.TRACKING_NULL: np.zeros(24, bool)}, 1 / 7)
+    one = interventions.tracking_verdict(np.arange(24) < 6, {interventions.TRACKING_NULL.format(1): np.zeros(24, bool)}, 1 / 7)
     assert one.category == "does not match" and "0.25 [0.0" in one.sentence  # 6 of 24 angles: the interval reaches 0.14
     with pytest.raises(ValueError, match="no angles"):
         interventions.tracking_verdict(np.zeros((3, 0), bool), {}, 1 / 7)
