@@ -1,16 +1,21 @@
-"""Consecutive cold builds of the book: does any chapter stall?
+"""Consecutive cold builds of the book: where the time goes, and does any chapter stall?
 
     python bench/book_builds.py [--runs 10]
 
 Each run deletes ``_build`` and runs ``make book`` on an empty ``MVF_CACHE``,
-as a new user's first build does. Prints every chapter's execution time per
-run, its median and the ratio of its slowest run to its median (a stalled
-chapter shows up as a ratio far above 1.5), the kernel messages that arrived
-late (more than ``mvf.book.execute.LATE_S`` after the kernel sent them; the guarded client
-bounds such a wait to ``SLICE_S``), and each build's wall time.
+as a new user's first build does (the virtual environment is kept: the
+install is timed by a fresh clone's ``make book``, in the README). Prints every
+chapter's execution time per run, its median and the ratio of its slowest run
+to its median (a stalled chapter shows up as a ratio far above 1.5), the kernel
+messages that arrived late (more than ``mvf.book.execute.LATE_S`` after the
+kernel sent them; the guarded client bounds such a wait to ``SLICE_S``), each
+build's wall time, the slowest cells of the last build, and the time of a
+re-build after editing one chapter's prose (a word added to its
+title, then taken out again).
 """
 
 import argparse
+import datetime
 import json
 import os
 import shutil
@@ -32,6 +37,37 @@ def cold_build() -> tuple[float, dict]:
                        env={**os.environ, "MVF_CACHE": cache})
         wall = time.perf_counter() - started
     return wall, json.loads((ROOT / "_build" / "executed" / "timings.json").read_text())
+
+
+def slowest_cells(count: int = 12) -> list[tuple[float, str, str]]:
+    """The ``count`` slowest cells of the last build: (seconds, chapter, first line), from nbclient's timestamps."""
+    import nbformat
+
+    cells = []
+    for path in sorted((ROOT / "_build" / "executed").glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            stamps = cell.get("metadata", {}).get("execution", {})
+            if "iopub.execute_input" in stamps and "shell.execute_reply" in stamps:
+                began, ended = (datetime.datetime.fromisoformat(stamps[key].replace("Z", "+00:00"))
+                                for key in ("iopub.execute_input", "shell.execute_reply"))  # fmt: skip
+                first = next((line for line in cell.source.splitlines() if line and not line.startswith(":")), "")
+                cells.append(((ended - began).total_seconds(), path.stem, first[:70]))
+    return sorted(cells, reverse=True)[:count]
+
+
+def prose_rebuild(chapter: str = "decompose") -> float:
+    """Wall seconds of ``make book`` after a word is added to ``chapter``'s title (then taken out)."""
+    source = ROOT / "book" / "myst" / f"{chapter}.md"
+    original = source.read_text()
+    try:
+        source.write_text(original.replace("\n# ", "\n# Edited: ", 1))
+        subprocess.run(["make", "notebooks"], cwd=ROOT, check=True, capture_output=True)
+        started = time.perf_counter()
+        subprocess.run(["make", "book"], cwd=ROOT, check=True, capture_output=True)
+        return time.perf_counter() - started
+    finally:
+        source.write_text(original)
+        subprocess.run(["make", "notebooks"], cwd=ROOT, check=True, capture_output=True)
 
 
 def main() -> None:
@@ -56,6 +92,10 @@ def main() -> None:
     print(f"\nslowest chapter run / its median: {worst:.2f} (a stall would be ≫ 1.5); builds "
           f"{min(walls):.0f}–{max(walls):.0f} s, late kernel messages in all: "
           f"{sum(t['late_messages'] for timings in runs for t in timings.values())}")
+    print("\nslowest cells of the last build (seconds, chapter, first line):")
+    for seconds, chapter, first in slowest_cells():
+        print(f"{seconds:7.1f}  {chapter:14s} {first}")
+    print(f"\nre-build after editing one chapter's prose: {prose_rebuild():.0f} s")
 
 
 if __name__ == "__main__":

@@ -318,6 +318,14 @@ def patched_logits(
     return torch.cat(out)
 
 
+def following_share(grid: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Per radius, the share of angles whose most likely answer is the one the angle implies.
+
+    ``grid``: ``(radii, angles, period)`` answer probabilities (:func:`off_circle_grid`); ``expected``: ``(angles,)``.
+    """
+    return (grid.argmax(axis=2) == expected).mean(axis=1)
+
+
 def pair_effects(allowed_logits: torch.Tensor, old: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per pair: the logit difference new answer − old answer ``(n,)`` and whether the new answer wins among the allowed ``(n,)``.
 

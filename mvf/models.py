@@ -267,7 +267,14 @@ def check_transformers(p: ModelProfile) -> None:
     if p.needs_transformers and Version(transformers.__version__) < Version(p.needs_transformers):
         raise RuntimeError(f"{p.name} needs transformers >= {p.needs_transformers} (its GGUF tokenizer converts wrongly "
                            f"before); this is transformers {transformers.__version__}.\nRun `pip install -U "
-                           f"'transformers>={p.needs_transformers}'` (on Colab, then restart the session).")  # fmt: skip
+                           f"{' '.join(upgrade_advice(p.needs_transformers))}` (on Colab, then restart the session; "
+                           f"huggingface_hub stays below 2, as Colab's diffusers and gradio need).")  # fmt: skip
+
+
+def upgrade_advice(transformers_floor: str) -> tuple[str, ...]:
+    """The requirements to upgrade to ``transformers_floor`` without replacing what Colab's other packages cap
+    (``make colab-plan`` checks them against Colab's recorded packages)."""
+    return (f"'transformers>={transformers_floor}'", "'huggingface_hub<2'")
 
 
 def check_device(p: ModelProfile, device: str) -> None:

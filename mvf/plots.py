@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from IPython.display import HTML
 from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap, hsv_to_rgb
 from matplotlib.figure import Figure
@@ -29,6 +30,38 @@ STYLE = {"figure.dpi": 150, "savefig.dpi": 150, "font.size": MIN_FONT_PT, "axes.
          "legend.fontsize": MIN_FONT_PT, "legend.title_fontsize": MIN_FONT_PT, "figure.titlesize": MIN_FONT_PT + 1,
          "figure.figsize": (PAGE_WIDTH_IN, 3.0)}  # fmt: skip
 plt.rcParams.update(STYLE)
+# Where a notebook without the book's copy of plotly.js fetches it (Jupyter, Colab); the version plotly.py draws with.
+PLOTLY_CDN = "https://cdn.plot.ly/plotly-{version}.min.js"
+
+
+def plotly_html(figure: go.Figure) -> HTML:
+    """An interactive figure as a cell's HTML output, without plotly.js's 4.6 MB inside it.
+
+    The built book loads plotly.js once per page (:mod:`mvf.book.plotly_static`), so the figure draws offline;
+    in Jupyter or Colab (where each output may be a frame of its own) the figure fetches plotly.js from plotly's CDN
+    when the page has none, and says so in place of the figure when it cannot.
+    """
+    from plotly.offline import get_plotlyjs_version
+
+    html = figure.to_html(include_plotlyjs=False, full_html=False)
+    head, script = html.rsplit("<script>", 1)
+    draw, tail = script.split("</script>", 1)
+    where = f'document.getElementById("{_figure_id(html)}")'
+    # After the page's deferred scripts (the book's plotly.js) have run; at once in a live notebook.
+    loader = (f"(function () {{ var draw = function () {{ {draw} }};"
+              " var start = function () { if (window.Plotly) { draw(); return; }"
+              f' var script = document.createElement("script"); script.src = "{PLOTLY_CDN.format(version=get_plotlyjs_version())}";'
+              f" script.onload = draw; script.onerror = function () {{ {where}.textContent ="
+              ' "This interactive figure needs plotly.js, which could not be loaded (no network?)."; };'
+              " document.head.appendChild(script); };"
+              ' if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", start); }'
+              " else { start(); } })();")  # fmt: skip
+    return HTML(f"{head}<script>{loader}</script>{tail}")
+
+
+def _figure_id(html: str) -> str:
+    """The id of the plotly div in a figure's HTML."""
+    return html.split('class="plotly-graph-div"')[0].rsplit('id="', 1)[1].split('"', 1)[0]
 
 
 def panels(n: int, row_height: float = 2.9, columns: int = 2, **subplots) -> tuple[Figure, list[Axes]]:
@@ -226,6 +259,8 @@ def points_slider(named_points: dict[str, np.ndarray], captions: dict[str, str],
     """
     figure = go.Figure()
     for index, points in enumerate(named_points.values()):
+        # float32: plotly stores arrays as binary, and half the bytes keep every point where it is drawn.
+        points = np.asarray(points, dtype=np.float32)
         figure.add_trace(go.Scattergl(x=points[:, 0], y=points[:, 1], mode="markers", visible=index == 0,
                                       marker={"size": 3, "color": POINT_COLOUR, "opacity": 0.5}, showlegend=False))  # fmt: skip
     names = list(named_points)
@@ -437,8 +472,10 @@ def _share_panel(ax: Axes, rows: pd.DataFrame, match: float, part: float) -> Non
         colour, style = _METHOD_STYLE[method]
         ax.plot(full.index, by_layer(method)["share from before"], color=colour, linestyle=style,
                 label=f"{method.removesuffix(' (null)')} (null, ours), from before")  # fmt: skip
-    for level in (match, part):
+    for level, word in ((match, "matches"), (part, "partly")):
         ax.axhline(level, color="0.5", linestyle="--", linewidth=1)
+        ax.annotate(f"{word} ≥ {level:g}", (0.0, level), xycoords=("axes fraction", "data"), xytext=(2, 2),
+                    textcoords="offset points", color="0.35")  # fmt: skip
     ax.axhline(0, color="0.8", linewidth=1)
 
 

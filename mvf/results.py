@@ -136,6 +136,22 @@ def intervention_numbers(at: pd.DataFrame, probe: pd.Series) -> dict[str, float]
     }  # fmt: skip
 
 
+def at_layers(layers: Sequence[int]) -> str:
+    """Layers as a reader takes them in: "at layers 0–10, 16–24 and 29", "at layer 3", "at no layer"."""
+    runs: list[list[int]] = []
+    for layer in sorted(set(int(layer) for layer in layers)):
+        if runs and layer == runs[-1][-1] + 1:
+            runs[-1].append(layer)
+        else:
+            runs.append([layer])
+    if not runs:
+        return "at no layer"
+    if len(runs) == 1 and len(runs[0]) == 1:
+        return f"at layer {runs[0][0]}"
+    parts = [part for run in runs for part in ([f"{run[0]}–{run[-1]}"] if len(run) > 2 else map(str, run))]
+    return "at layers " + (parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1])
+
+
 def circle_finding(closed: dict[str, Sequence[int]], ordered: dict[str, Sequence[int]]) -> str:
     """The verdict word on "days and months lie on circles", from the layers where each kind's centroids are a
     closed calendar ring (``closed``) or in calendar order by angle (``ordered``), keyed by kind."""

@@ -128,6 +128,15 @@ def final_logits(
                       for start in range(0, len(problems), batch_size)])  # fmt: skip
 
 
+def allowed_accuracy(logits: torch.Tensor, allowed: torch.Tensor, answers: np.ndarray) -> float:
+    """Share of prompts whose most likely allowed answer is the right one.
+
+    ``logits``: ``(n, vocab)`` after each prompt; ``allowed``: ``(n, period)`` token ids of the allowed answers in
+    calendar order; ``answers``: ``(n,)`` the right answer's place in that order.
+    """
+    return float((logits.gather(1, allowed).argmax(dim=1).numpy() == np.asarray(answers)).mean())
+
+
 def evaluate(model, problems: list[Problem], batch_size: int = 32) -> tuple[dict[str, float], pd.DataFrame]:
     """Accuracy over the full vocabulary and among the allowed answers, and a per-problem table."""
     if not problems:

@@ -16,8 +16,14 @@ import tempfile
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from mvf.models import profile, upgrade_advice  # noqa: E402  (the advice the chapters print, checked here)
+
+# Caps that others of Colab's packages put on a package (diffusers 0.39 and gradio_client 2.6 need huggingface_hub < 2).
+CAPS = {"huggingface-hub": "2"}
 
 
 def colab_versions(freeze: Path) -> dict[str, str]:
@@ -38,8 +44,9 @@ def fake_installed(site_packages: Path, versions: dict[str, str]) -> None:
         (info / "RECORD").write_text("")
 
 
-def plan(python: str, versions: dict[str, str]) -> list[tuple[str, str]]:
-    """``[(name, version)]`` that ``pip install "mvf @ file://<repo>"`` would install beside ``versions``."""
+def plan(python: str, versions: dict[str, str], requirements: list[str] | None = None) -> list[tuple[str, str]]:
+    """``[(name, version)]`` that ``pip install -U <requirements>`` (default: ``"mvf @ file://<repo>"``) would install
+    beside ``versions``."""
     with tempfile.TemporaryDirectory() as folder:
         env = Path(folder) / "colab"
         if subprocess.run([python, "-m", "venv", str(env)], capture_output=True).returncode:
@@ -49,7 +56,8 @@ def plan(python: str, versions: dict[str, str]) -> list[tuple[str, str]]:
                                  check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
         fake_installed(Path(purelib), versions)
         report = Path(folder) / "report.json"
-        command = [env / "bin/python", "-m", "pip", "install", "--dry-run", "--quiet", "--report", report, f"mvf @ file://{REPO}"]
+        command = [env / "bin/python", "-m", "pip", "install", "--dry-run", "--quiet", "--report", report,
+                   *(["-U", *requirements] if requirements else [f"mvf @ file://{REPO}"])]
         subprocess.run(command, check=True, env={"PATH": "/usr/bin:/bin", "HOME": str(Path.home()), "PIP_CONSTRAINT": "", "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
         installs = json.loads(report.read_text())["install"]
     return [(canonicalize_name(item["metadata"]["name"]), item["metadata"]["version"]) for item in installs]
@@ -70,7 +78,17 @@ def main() -> int:
     print(f"Installing mvf beside Colab's {len(versions)} packages ({args.freeze.name}):")
     print(f"  adds {len(added)}: {', '.join(added) or 'nothing'}")
     print(f"  replaces {len(replaced)} of Colab's: {', '.join(replaced) or 'none'}")
-    return 1 if replaced else 0
+    # The command the chapters advise where Gemma 3 needs a newer transformers: it may replace transformers (and what
+    # transformers itself pins), never a package another of Colab's packages caps (huggingface_hub < 2).
+    advice = [requirement.strip("'") for requirement in upgrade_advice(profile("gemma-3-270m").needs_transformers)]
+    after = {name: version for name, version in plan(args.python, versions, advice) if name in versions}
+    upgraded = [f"{name} {versions[name]} -> {version}" for name, version in after.items()]
+    capped = [f"{name} {after[name]} (needs < {cap})" for name, cap in CAPS.items()
+              if name in after and Version(after[name]) >= Version(cap)]  # fmt: skip
+    print(f"The advice `pip install -U {' '.join(advice)}` replaces: {', '.join(upgraded) or 'none'}")
+    print(f"  Colab's caps ({', '.join(f'{name} < {cap}' for name, cap in CAPS.items())}): "
+          f"{'broken by ' + ', '.join(capped) if capped else 'kept'}")
+    return 1 if replaced or capped or "transformers" not in after else 0
 
 
 if __name__ == "__main__":

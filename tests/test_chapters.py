@@ -61,3 +61,15 @@ def test_a_warm_cache_shows_what_a_cold_one_showed(executed_chapters, tmp_path):
         text = [regression.sanitize(regression.cell_text(cell), rules) for cell in (before, after)]
         assert text[0] == text[1], f"cell {index} shows something else on a warm cache:\n{text[0]}\n---\n{text[1]}"
     assert _widget_cells(cold) == _widget_cells(warm)
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if p.stem != "results"], ids=lambda p: p.stem)
+def test_findings_are_markdown_a_plain_kernel_shows(executed_chapters, page):
+    """Jupyter and Colab render a cell's text/markdown output; the findings are one, with every number pasted."""
+    nb = _executed(page.stem)
+    heading = next(i for i, cell in enumerate(nb.cells)
+                   if cell.cell_type == "markdown" and "## What this chapter found" in f"\n{cell.source}")
+    said = [output["data"]["text/markdown"] for cell in nb.cells[heading + 1 : heading + 3]
+            for output in cell.get("outputs", []) if "text/markdown" in output.get("data", {})]  # fmt: skip
+    assert said, f"{page.stem}: its findings are not a Markdown output (mvf.book.numbers.say)"
+    assert not any("[[" in text or "{glue" in text for text in said), f"{page.stem}: a number was not pasted"

@@ -104,7 +104,7 @@ def test_an_older_transformers_is_refused_with_the_fix(monkeypatch):
     import transformers
 
     monkeypatch.setattr(transformers, "__version__", "5.15.0")
-    with pytest.raises(RuntimeError, match=r"needs transformers >= 5.18.*this is transformers 5.15.0\.\nRun `pip install -U"):
+    with pytest.raises(RuntimeError, match=r"needs transformers >= 5.18.*this is transformers 5.15.0\.\nRun `pip install -U 'transformers>=5.18' 'huggingface_hub<2'`"):
         models.load_model(GEMMA, device="cpu")
     models.check_transformers(models.profile("smollm2-135m"))  # SmolLM2 loads right with any 5.x
 

@@ -145,3 +145,13 @@ def test_the_command_takes_some_chapters_and_refuses_an_unknown_one(tmp_path):
         numbers.main(["calibrate", str(tmp_path), "--pages", "nonesuch"])
     with pytest.raises(SystemExit, match="is missing"):  # a known chapter is read from the folder given
         numbers.main(["calibrate", str(tmp_path), "--pages", "control"])
+
+
+def test_say_pastes_glued_values_into_markdown_and_names_a_missing_one(monkeypatch):
+    monkeypatch.setattr(numbers, "GLUED", {})
+    numbers.glue("tracking: mean activation (the paper's)", 0.2857)
+    numbers.glue("verdict", "partly")
+    said = numbers.say("follows for [[tracking: mean activation (the paper's):.2f]]: **[[verdict:s]]** ($1/p$)")
+    assert said.data == "follows for 0.29: **partly** ($1/p$)"
+    with pytest.raises(KeyError, match=r"nothing is glued under 'chance' yet"):
+        numbers.say("chance [[chance:.2f]]")

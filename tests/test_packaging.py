@@ -2,10 +2,12 @@
 
 import ast
 import importlib.util
+import os
 import re
 import shutil
 import subprocess
 import sys
+import types
 import zipfile
 from importlib.metadata import packages_distributions
 from pathlib import Path
@@ -114,3 +116,15 @@ def test_changing_the_repository_changes_every_place_that_names_it(tmp_path):
     assert not [p for p in tmp_path.rglob("*") if p.is_file() and colab.REPOSITORY in p.read_text()]
     with pytest.raises(ValueError, match="not a GitHub repository URL"):
         set_repository.set_repository("https://gitlab.com/x/y", tmp_path, current=new)
+
+
+def test_cache_on_drive_mounts_drive_and_points_the_cache_there(monkeypatch, tmp_path):
+    mounted = []
+    fake = types.ModuleType("google.colab")
+    fake.drive = types.SimpleNamespace(mount=mounted.append)
+    monkeypatch.setitem(sys.modules, "google.colab", fake)
+    monkeypatch.delenv("MVF_CACHE", raising=False)
+    colab.cache_on_drive(str(tmp_path / "mvf-cache"))
+    assert mounted == ["/content/drive"] and os.environ["MVF_CACHE"] == str(tmp_path / "mvf-cache")
+    assert (tmp_path / "mvf-cache").is_dir()
+    assert "cache_on_drive()" in colab.SETUP_CELL

@@ -13,6 +13,7 @@ Chromium is Debian's ``chromium`` package, which ``make test`` installs.
 
 import functools
 import http.server
+import json
 import re
 import shutil
 import subprocess
@@ -34,6 +35,28 @@ PAGES = [TOC["root"]] + [chapter["file"] for chapter in TOC["chapters"]]
 # to readers (launch buttons still work) and not ours to fix, so it is the one page error tolerated.
 KNOWN_THEME_ERRORS = ("Identifier 'THEBE_JS_URL' has already been declared",)
 LIVE_WIDGET = re.compile(r"^widgets\.\w+\(", re.MULTILINE)  # a chapter cell that shows an mvf.widgets explorer
+# A path of the machine that built the book, or a pathlib repr: machinery, not the book.
+MACHINE_PATH = re.compile(r"PosixPath|/tmp/|/root/|/home/|/work/|site-packages")
+PHONE = {"width": 390, "height": 844}
+WORDS_PER_MINUTE = 200
+FIGURE_MINUTES = 0.25  # a figure read with its sentence
+READING_TIMES = ROOT / "_build" / "reading_times.json"
+# Tables wider than the page must sit in a frame that scrolls (a visible scroll bar), never run past the window.
+CLIPPED_TABLES = """() => [...document.querySelectorAll('.bd-article table')].filter(t => t.checkVisibility())
+  .filter(t => t.getBoundingClientRect().right > window.innerWidth + 1)
+  .filter(t => { for (let e = t.parentElement; e; e = e.parentElement) {
+      const x = getComputedStyle(e).overflowX;
+      if ((x === 'auto' || x === 'scroll') && e.scrollWidth > e.clientWidth) return false; }
+    return true; })
+  .map(t => t.innerText.slice(0, 60))"""
+# A figure (an image or a plotly figure in a cell's output) is followed by a sentence: the next thing on the page is
+# prose, or a cell whose output is Markdown text (mvf.book.numbers.say).
+UNREAD_FIGURES = """() => [...document.querySelectorAll('.bd-article div.cell')]
+  .filter(c => c.querySelector('div.cell_output img, div.cell_output .plotly-graph-div'))
+  .filter(c => { const n = c.nextElementSibling;
+      return !(n && (n.tagName === 'P' || n.tagName === 'BLOCKQUOTE' || n.tagName === 'UL'
+               || (n.matches('div.cell') && n.querySelector('div.cell_output p')))); })
+  .map(c => (c.querySelector('.cell_input') ? c.querySelector('.cell_input').innerText : '(hidden input)').slice(0, 60))"""
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +116,8 @@ def test_page_renders_for_a_reader(site, browser, name):
     missing = page.evaluate("Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)")
     assert not missing, f"{name}: images that do not load: {missing}"
     # MathJax (vendored, no CDN) has typeset every equation: no TeX delimiters left in the prose.
-    page.evaluate("() => window.MathJax?.startup?.promise ?? null")
+    page.wait_for_function("() => window.MathJax?.version", timeout=30_000)  # deferred: after the page's scripts
+    page.evaluate("() => window.MathJax.startup.promise")
     prose = page.evaluate(
         "() => { const main = document.querySelector('main').cloneNode(true);"
         " main.querySelectorAll('pre, code, .cell_output').forEach(e => e.remove()); return main.innerText; }"
@@ -151,8 +175,32 @@ def test_page_renders_for_a_reader(site, browser, name):
         verdicts = findings.locator("strong").all_inner_texts()
         assert len(verdicts) >= 7 and all(v.split(" ")[0] in ("replicates", "partly", "does", "not") for v in verdicts), verdicts
 
+    text = page.evaluate("() => document.querySelector('main').innerText")
+    paths = sorted(set(MACHINE_PATH.findall(text)))
+    assert not paths, f"{name}: paths of the machine on the page: {paths}"
+    unread = page.evaluate(UNREAD_FIGURES)
+    assert not unread, f"{name}: figures with no sentence after them saying what to see: {unread}"
+    clipped = page.evaluate(CLIPPED_TABLES)
+    assert not clipped, f"{name}: tables running past the window at 1280 px: {clipped}"
+    figures = page.locator("div.cell_output img, div.cell_output .plotly-graph-div").count()
+    minutes = len(text.split()) / WORDS_PER_MINUTE + FIGURE_MINUTES * figures
+    times = json.loads(READING_TIMES.read_text()) if READING_TIMES.exists() else {}
+    READING_TIMES.write_text(json.dumps(times | {Path(name).name: round(minutes, 1)}, indent=1))
+    print(f"{name}: about {minutes:.0f} min to read ({len(text.split())} words, {figures} figures)")
+
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / f"{Path(name).name}.png", full_page=True)
+    page.close()
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_page_reads_on_a_phone(site, browser, name):
+    page = browser.new_page(viewport=PHONE, device_scale_factor=2, is_mobile=True)
+    page.goto(urljoin(site, f"{name}.html"), wait_until="networkidle")
+    clipped = page.evaluate(CLIPPED_TABLES)
+    assert not clipped, f"{name}: tables running past a phone's window (390 px), with no frame to scroll: {clipped}"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"{Path(name).name}-phone.png", full_page=True)
     page.close()
 
 

@@ -183,3 +183,11 @@ def test_findings_read_each_records_verdict_word_and_the_table_splits_by_chapter
     per_chapter = results.at_a_glance(results.load_records(tmp_path), chapter="interventions")
     assert set(per_chapter["chapter"]) == {"interventions"}
     assert len(per_chapter) == sum(claim.chapter == "interventions" for claim in results.CLAIMS)
+
+
+@pytest.mark.parametrize("layers, phrase", [
+    ([], "at no layer"), ([3], "at layer 3"), ([4, 3], "at layers 3 and 4"), ([1, 2, 5], "at layers 1, 2 and 5"),
+    ([*range(11), *range(16, 25), 29], "at layers 0–10, 16–24 and 29"),
+])  # fmt: skip
+def test_layers_read_as_ranges(layers, phrase):
+    assert results.at_layers(layers) == phrase

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,8 +83,37 @@ def glue(name: str, value: object, *, n: int | None = None, tolerance: float | N
     value = plain(name, value)
     if n is not None and not isinstance(value, (float, int)):
         raise TypeError(f"{name}: n= is for an accuracy, not for {value!r}")
+    GLUED[name] = value
     display({GLUE_PREFIX + "text/plain": repr(value)}, raw=True,
             metadata={"scrapbook": {"name": name, "mime_prefix": GLUE_PREFIX}, "mvf": {"n": n, "tolerance": tolerance}})
+
+
+# The values this kernel has glued, by name, for say() to paste.
+GLUED: dict[str, Value] = {}
+# ``[[name:format]]`` in say()'s text: the value glued under ``name`` (it may hold colons), formatted by ``format``.
+PLACEHOLDER = re.compile(r"\[\[([^\[\]]+):([^:\[\]]*)\]\]")
+
+
+def say(text: str, **names: str):
+    """``text`` (Markdown) as a cell's output, each ``[[name:format]]`` replaced by the value glued under ``name``.
+
+    ``names``: parts of glued names that depend on a parameter (the model's name), written ``{key}`` in ``text``.
+
+    A chapter's sentences with computed numbers are made this way rather than with MyST's ``{glue:text}`` role: the
+    output is ``text/markdown``, which the built book, Jupyter and Colab all render (Colab shows no MyST), while the
+    values stay glued for the regression tests. ``KeyError`` names a value not glued yet (glue it above the sentence).
+    """
+    from IPython.display import Markdown
+
+    def paste(match: re.Match) -> str:
+        name, form = match.group(1), match.group(2)
+        if name not in GLUED:
+            raise KeyError(f"[[{name}:{form}]]: nothing is glued under {name!r} yet; glue it in a cell above this one")
+        return format(GLUED[name], form)
+
+    for key, value in names.items():
+        text = text.replace("{" + key + "}", value)
+    return Markdown(PLACEHOLDER.sub(paste, text).strip())
 
 
 def frame_names(prefix: str, frame: pd.DataFrame) -> dict[str, tuple]:

@@ -116,12 +116,16 @@ def disagreement(stored: pd.DataFrame, live: pd.DataFrame, keys: Sequence[str], 
     absent = merged[merged["_merge"] != "both"]
     if len(absent):
         raise ValueError(f"the stored sweep lacks {len(absent)} live rows, e.g. {absent[list(keys)].iloc[0].to_dict()}.")
-    return merged[list(keys)].assign(**{f"|Δ {c}|": np.abs(merged[c] - merged[f"{c} stored"]) for c in columns})
+    return merged[list(keys)].assign(**{f"|Δ {c}|": np.abs(merged[c] - merged[f"{c} stored"]) for c in columns},
+                                     **{f"|{c}| stored": np.abs(merged[f"{c} stored"]) for c in columns})
 
 
 # How far a live row may be from the stored one, from floating-point order on other hardware: the mean logit
-# difference within 0.01, accuracy within one pair's answer, R² within 1e-3.
+# difference within 0.01 plus 0.5 % of its size, accuracy within one pair's answer, R² within 1e-3. The relative part:
+# Gemma's key-circles patch (a pseudo-inverse of several probes) moved 0.012 at a logit difference of -6.1 on an AMD
+# EPYC against the machine that stored it.
 LOGIT_DIFF_TOLERANCE = 1e-2
+LOGIT_DIFF_RELATIVE = 5e-3
 R2_TOLERANCE = 1e-3
 
 
@@ -135,15 +139,17 @@ def verify(stored: StoredSweep, effects: pd.DataFrame, quality: pd.DataFrame, n_
     """
     gap = disagreement(stored.effects, effects, EFFECT_KEYS, ["accuracy", "logit diff"])
     probe_gap = disagreement(stored.quality, quality, QUALITY_KEYS, ["circle R2", "margin"])
-    off = gap[(gap["|Δ accuracy|"] > 1 / n_pairs + 1e-9) | (gap["|Δ logit diff|"] >= LOGIT_DIFF_TOLERANCE)]
+    allowed = LOGIT_DIFF_TOLERANCE + LOGIT_DIFF_RELATIVE * gap["|logit diff| stored"]
+    off = gap[(gap["|Δ accuracy|"] > 1 / n_pairs + 1e-9) | (gap["|Δ logit diff|"] >= allowed)]
     probe_off = probe_gap[(probe_gap.filter(like="|Δ") >= R2_TOLERANCE).any(axis=1)]
     if len(off) or len(probe_off):
         raise ValueError(f"the live rows differ from the stored sweep ({stored.provenance.get('command')}), which is "
                          f"stale; regenerate it with that command. Differing rows:\n{off}\n{probe_off}")  # fmt: skip
     return (f"stored by `{stored.provenance['command']}` on {stored.provenance['date']} "
             f"({stored.provenance['hardware']}, {stored.provenance['minutes']} min); the {len(gap)} patch rows and "
-            f"{len(probe_gap)} probe rows computed live agree with it within {LOGIT_DIFF_TOLERANCE} in logit "
-            f"difference, 1/{n_pairs} in accuracy and {R2_TOLERANCE} in R²")
+            f"{len(probe_gap)} probe rows computed live agree with it within {LOGIT_DIFF_TOLERANCE} plus "
+            f"{LOGIT_DIFF_RELATIVE:.1%} of its size in logit difference, 1/{n_pairs} in accuracy and {R2_TOLERANCE} "
+            f"in R²")
 
 
 def side_by_side(sweeps: dict[str, StoredSweep]) -> pd.DataFrame:
