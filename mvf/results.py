@@ -350,24 +350,30 @@ def load_records(folder: Path = RESULTS_DIR) -> list[dict]:
     return records
 
 
+def _settings(entry: dict) -> str:
+    """A record's settings and date, as one line: "task month-successor; position operand; …; 2026-12-07"."""
+    settings = "; ".join(f"{key} {value:.2f}" if isinstance(value, float) else f"{key} {value}"
+                         for key, value in entry.get("settings", {}).items())
+    return "; ".join(filter(None, [settings, entry["date"]]))
+
+
+def _column(entry: dict) -> str:
+    return f"{entry['profile']} ({entry['hardware']})"
+
+
 def at_a_glance(records: list[dict], chapter: str | None = None) -> pd.DataFrame:
     """One row per claim: the paper's claim, what is measured, the chapter, then one column per profile and hardware.
 
     A number recorded with its interval (``"{key} low"``, ``"{key} high"``) is shown as "value [low, high]"; a
-    claim recorded as not applicable, as "n/a (the reason)".
-
-    A column is named ``"{profile} ({hardware})"`` and its numbers carry the
-    settings they were measured with (task, position, layer, …) and the date;
-    claims nobody measured for a profile show "—". ``chapter``: only that chapter's claims.
+    claim recorded as not applicable, as "n/a (the reason)". A column is named ``"{profile} ({hardware})"``;
+    the settings its numbers were measured with are stated once, by :func:`measured_with`. Claims nobody measured
+    for a profile show "—". ``chapter``: only that chapter's claims.
     """
-    columns: dict[str, dict[str, tuple[float | None, str]]] = {}
+    columns: dict[str, dict[str, float | str | None]] = {}
     for entry in records:
-        column = columns.setdefault(f"{entry['profile']} ({entry['hardware']})", {})
-        settings = "; ".join(f"{key} {value:.2f}" if isinstance(value, float) else f"{key} {value}"
-                             for key, value in entry.get("settings", {}).items())
-        column |= {key: (value, "; ".join(filter(None, [settings, entry["date"]])))
-                   for key, value in entry["numbers"].items()}
-        column |= {key: ("n/a", reason) for key, reason in entry.get("not applicable", {}).items()}
+        column = columns.setdefault(_column(entry), {})
+        column |= entry["numbers"]
+        column |= {key: f"n/a ({reason})" for key, reason in entry.get("not applicable", {}).items()}
     rows = []
     for claim in CLAIMS:
         if chapter is not None and claim.chapter != chapter:
@@ -377,11 +383,16 @@ def at_a_glance(records: list[dict], chapter: str | None = None) -> pd.DataFrame
             if claim.key not in numbers:
                 row[name] = "—"
                 continue
-            value, note = numbers[claim.key]
-            ends = [numbers.get(claim.key + end, (None,))[0] for end in INTERVAL_ENDS]
+            value = numbers[claim.key]
+            ends = [numbers.get(claim.key + end) for end in INTERVAL_ENDS]
             shown = "none" if value is None else value if isinstance(value, str) else f"{value:.{claim.decimals}f}"
             if isinstance(value, float) and None not in ends:
                 shown += f" [{ends[0]:.{claim.decimals}f}, {ends[1]:.{claim.decimals}f}]"
-            row[name] = f"{shown} ({note})"
+            row[name] = shown
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def measured_with(records: list[dict], chapter: str) -> dict[str, str]:
+    """Per column of :func:`at_a_glance` (profile and hardware), the settings and date of ``chapter``'s record."""
+    return {_column(entry): _settings(entry) for entry in records if entry["chapter"] == chapter}

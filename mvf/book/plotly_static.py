@@ -8,14 +8,12 @@ pages that draw a figure.
 
 from pathlib import Path
 
-from docutils import nodes
-
 FILE = "plotly.min.js"
 MARK = "plotly-graph-div"
 
 
 def _on_pages_with_figures(app, pagename, templatename, context, doctree) -> None:  # noqa: ARG001 - Sphinx's signature
-    if doctree is not None and any(MARK in node.astext() for node in doctree.findall(nodes.raw)):
+    if doctree is not None and any(MARK in node.astext() for node in doctree.findall(lambda node: node.tagname == "raw")):
         # Without it plotly.js configures a global MathJax of its own as it loads.
         app.add_js_file(None, body="window.PlotlyConfig = {MathJaxConfig: 'local'};")
         app.add_js_file(FILE, loading_method="defer")
