@@ -237,11 +237,10 @@ def centroid_slider(activations: dict[str, np.ndarray], labels: np.ndarray, name
                                     textposition="top right", marker={"size": 12, "color": colours,
                                                                       "line": {"color": "black", "width": 1}},
                                     visible=layer == start, showlegend=False))  # fmt: skip
-    hooks = list(activations)
-    steps = _slider_steps([str(layer) for layer in range(len(hooks))], 2,
-                          [f"{title}, {hook}: centroids in their PCA plane" for hook in hooks])  # fmt: skip
+    titles = [f"{title} at layer {layer}: centroids in their PCA plane" for layer in range(len(activations))]
+    steps = _slider_steps([str(layer) for layer in range(len(activations))], 2, titles)
     figure.update_layout(
-        title=f"{title}, {hooks[start]}: centroids in their PCA plane", height=520, width=None,
+        title=titles[start], height=520, width=None,
         sliders=[{"active": start, "currentvalue": {"prefix": "layer "}, "steps": steps}],
         xaxis={"range": [-1.35, 1.35], "title": "PC 1 of the centroids"},
         yaxis={"range": [-1.35, 1.35], "title": "PC 2 of the centroids", "scaleanchor": "x"},
@@ -277,7 +276,7 @@ def points_slider(named_points: dict[str, np.ndarray], captions: dict[str, str],
 
 
 def cluster_slider(clusters: dict[str, tuple[np.ndarray, Sequence[str]]], captions: dict[str, str],
-                   prefix: str = "rank", max_points: int = 1500, seed: int = 0) -> go.Figure:  # fmt: skip
+                   prefix: str = "rank", max_points: int = 1000, seed: int = 0) -> go.Figure:  # fmt: skip
     """A plotly figure with a slider over clusters: each one's reconstructions on PCs 1–2 and 2–3, tokens on hover.
 
     ``clusters``: ``{label: (projected (m, k ≥ 2), token strings (m,))}``, as
@@ -303,21 +302,23 @@ def cluster_slider(clusters: dict[str, tuple[np.ndarray, Sequence[str]]], captio
         shown = np.arange(len(projected))
         if len(shown) > max_points:
             shown = np.sort(np.random.default_rng(seed).choice(len(projected), max_points, replace=False))
-        words = [strings[i].strip() for i in shown]
-        colours = [colour_of.get(word, grey) for word in words]
-        # Calendar tokens drawn last, so the grey cloud does not hide them.
-        order = np.argsort([colour != grey for colour in colours], kind="stable")
+        # float32 coordinates (plotly stores arrays as binary); the other tokens in one grey trace, so that only the
+        # calendar tokens carry a colour each, drawn last so that the grey cloud does not hide them.
+        points = np.asarray(projected, dtype=np.float32)
+        calendar = np.array([strings[i].strip() in colour_of for i in shown], dtype=bool)
         for column, (x, y) in enumerate(((0, 1), (1, 2)), start=1):
             if y >= projected.shape[1]:
                 x, y = 0, 1
-            figure.add_trace(go.Scattergl(
-                x=projected[shown[order], x], y=projected[shown[order], y], mode="markers",
-                text=[repr(strings[shown[i]]) for i in order], hoverinfo="text", visible=index == 0, showlegend=False,
-                marker={"size": 5, "color": [colours[i] for i in order], "opacity": 0.8},
-            ), row=1, col=column)  # fmt: skip
+            named = shown[calendar]
+            for part, colour in ((shown[~calendar], grey), (named, [colour_of[strings[i].strip()] for i in named])):
+                figure.add_trace(go.Scattergl(
+                    x=points[part, x], y=points[part, y], mode="markers", text=[repr(strings[i]) for i in part],
+                    hoverinfo="text", visible=index == 0, showlegend=False,
+                    marker={"size": 5, "color": colour, "opacity": 0.8},
+                ), row=1, col=column)  # fmt: skip
         sample = f"; {len(shown)} of {len(projected)} tokens drawn at random" if len(shown) < len(projected) else ""
         titles[name] = f"{prefix} {name}<br><sup>{captions[name]}{sample}</sup>"
-    steps = _slider_steps(names, 2, [titles[name] for name in names])
+    steps = _slider_steps(names, 4, [titles[name] for name in names])
     figure.update_layout(
         title=titles[names[0]], height=480, margin={"l": 50, "r": 20, "t": 80, "b": 20},
         sliders=[{"active": 0, "steps": steps, "currentvalue": {"prefix": f"{prefix} "}, "pad": {"t": 40}}],
@@ -437,7 +438,7 @@ def share_by_layer(tables: dict[str, pd.DataFrame], match: float, part: float) -
     nearly nothing).
     """
     positions = list(dict.fromkeys(pd.concat(tables.values())["position"]))
-    figure, axes = plt.subplots(len(tables), len(positions), figsize=(PAGE_WIDTH_IN, 3.2 * len(tables) + 0.6), sharey=True,
+    figure, axes = plt.subplots(len(tables), len(positions), figsize=(PAGE_WIDTH_IN, 2.9 * len(tables) + 0.6), sharey=True,
                                 squeeze=False)  # fmt: skip
     for row, (name, table) in zip(axes, tables.items()):
         for ax, position in zip(row, positions):
@@ -487,7 +488,7 @@ def irreducibility_by_layer(tables: dict[str, pd.DataFrame], references: dict[st
     ``synthetic`` samples with the same number of points and bins, drawn as
     labelled horizontal lines.
     """
-    figure, axes = plt.subplots(len(tables), 2, figsize=(PAGE_WIDTH_IN, 2.8 * len(tables) + 0.8), squeeze=False)
+    figure, axes = plt.subplots(len(tables), 2, figsize=(PAGE_WIDTH_IN, 2.4 * len(tables) + 0.8), squeeze=False)
     planes = {"probe plane": ("#d95f02", "probe plane"), "centroid plane": ("#1b9e77", "centroid plane"),
               "shuffled-label centroid plane": ("0.55", "shuffled labels")}  # fmt: skip
     for row, (label, table) in zip(axes, tables.items()):

@@ -73,3 +73,13 @@ def test_findings_are_markdown_a_plain_kernel_shows(executed_chapters, page):
             for output in cell.get("outputs", []) if "text/markdown" in output.get("data", {})]  # fmt: skip
     assert said, f"{page.stem}: its findings are not a Markdown output (mvf.book.numbers.say)"
     assert not any("[[" in text or "{glue" in text for text in said), f"{page.stem}: a number was not pasted"
+    unpasted = [cell.source[:80] for cell in nb.cells for output in cell.get("outputs", [])
+                if numbers.NOT_COMPUTED in output.get("data", {}).get("text/markdown", "")]  # fmt: skip
+    assert not unpasted, f"{page.stem}: a sentence pastes a value the chapter never glued (a typo?): {unpasted}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
+def test_executed_chapter_is_light_enough_for_colab(executed_chapters, page):
+    """plotly.js stays out of the notebooks (mvf.plots.plotly_html) and figures are sized for the page."""
+    size = (execute.EXECUTED / f"{page.stem}.ipynb").stat().st_size
+    assert size < 2_000_000, f"{page.stem}: the executed notebook is {size / 1e6:.2f} MB (at most 2 MB)"

@@ -84,6 +84,7 @@ def test_the_centroid_slider_shows_one_layer_at_a_time_and_starts_where_asked():
     (slider,) = figure.layout.sliders
     assert slider.active == 1 and [step.label for step in slider.steps] == ["0", "1", "2"]
     assert slider.steps[2].args[0]["visible"] == [False, False, False, False, True, True]
+    assert slider.steps[2].args[1] == {"title.text": "days at layer 2: centroids in their PCA plane"}, "in words"
     radii = np.hypot(figure.data[3].x, figure.data[3].y)
     assert np.isclose(radii.max(), 1.0), "each layer's plane is scaled to its largest radius"
 
@@ -119,18 +120,18 @@ def test_the_cluster_slider_shows_one_cluster_at_a_time_colours_calendar_tokens_
     big = (rng.normal(size=(50, 2)), [" March"] * 50)
     figure = plots.cluster_slider({"1": small, "9": big}, {"1": "cluster 7: S 0.1", "9": "cluster 3: S 0.2"},
                                   max_points=20)
-    assert [trace.visible for trace in figure.data] == [True, True, False, False]
+    # Per cluster and panel: the other tokens in one grey trace, then the calendar tokens, each in its colour.
+    assert [trace.visible for trace in figure.data] == [True] * 4 + [False] * 4
     (slider,) = figure.layout.sliders
     assert [step.label for step in slider.steps] == ["1", "9"]
     title = "rank 9<br><sup>cluster 3: S 0.2; 20 of 50 tokens drawn at random</sup>"
-    assert list(slider.steps[1].args) == [{"visible": [False, False, True, True]}, {"title.text": title}]
+    assert list(slider.steps[1].args) == [{"visible": [False] * 4 + [True] * 4}, {"title.text": title}]
     grey, monday, friday = "rgb(191,191,191)", plots._plotly_colours(7)[0], plots._plotly_colours(7)[4]
-    assert list(figure.data[0].marker.color) == [grey, grey, monday, friday], "calendar tokens last, in their colours"
-    assert list(figure.data[0].text) == ["' cat'", "' dog'", "' Monday'", "'Friday'"]
-    drawn = small[0][[1, 3, 0, 2]]
-    assert np.allclose(figure.data[1].x, drawn[:, 1]) and np.allclose(figure.data[1].y, drawn[:, 2]), "PCs 2–3"
-    assert len(figure.data[2].x) == 20 and set(figure.data[2].x) <= set(big[0][:, 0])
-    assert np.allclose(figure.data[3].y, figure.data[2].y), "two PCs only: both panels show PCs 1–2"
+    assert figure.data[0].marker.color == grey and list(figure.data[1].marker.color) == [monday, friday]
+    assert list(figure.data[0].text) == ["' cat'", "' dog'"] and list(figure.data[1].text) == ["' Monday'", "'Friday'"]
+    assert np.allclose(figure.data[2].x, small[0][[1, 3], 1]) and np.allclose(figure.data[3].y, small[0][[0, 2], 2]), "PCs 2–3"
+    assert len(figure.data[5].x) == 20 and set(figure.data[5].x) <= set(big[0][:, 0].astype(np.float32))
+    assert np.allclose(figure.data[7].y, figure.data[5].y), "two PCs only: both panels show PCs 1–2"
     with pytest.raises(ValueError, match="expected points"):
         plots.cluster_slider({"bad": (np.zeros((3, 1)), ["a"] * 3)}, {"bad": ""})
 

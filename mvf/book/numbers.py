@@ -90,6 +90,8 @@ def glue(name: str, value: object, *, n: int | None = None, tolerance: float | N
 
 # The values this kernel has glued, by name, for say() to paste.
 GLUED: dict[str, Value] = {}
+# What say() pastes for a value the run did not glue.
+NOT_COMPUTED = "(not computed in this run)"
 # ``[[name:format]]`` in say()'s text: the value glued under ``name`` (it may hold colons), formatted by ``format``.
 PLACEHOLDER = re.compile(r"\[\[([^\[\]]+):([^:\[\]]*)\]\]")
 
@@ -101,14 +103,16 @@ def say(text: str, **names: str):
 
     A chapter's sentences with computed numbers are made this way rather than with MyST's ``{glue:text}`` role: the
     output is ``text/markdown``, which the built book, Jupyter and Colab all render (Colab shows no MyST), while the
-    values stay glued for the regression tests. ``KeyError`` names a value not glued yet (glue it above the sentence).
+    values stay glued for the regression tests. A value this run did not glue (a pool with too few features under
+    another model, say) reads as :data:`NOT_COMPUTED`; the chapters' tests refuse it on the embedded model, and a name
+    glued nowhere in the chapter at all is a typo that the book's tests catch the same way.
     """
     from IPython.display import Markdown
 
     def paste(match: re.Match) -> str:
         name, form = match.group(1), match.group(2)
         if name not in GLUED:
-            raise KeyError(f"[[{name}:{form}]]: nothing is glued under {name!r} yet; glue it in a cell above this one")
+            return NOT_COMPUTED
         return format(GLUED[name], form)
 
     for key, value in names.items():
