@@ -209,3 +209,12 @@ def test_book_metadata_for_readers():
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     assert config["title"] and config["author"] and config["repository"]["url"].startswith("https://github.com/")
     assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+
+
+def test_the_book_reads_in_two_hours_and_discovery_in_twenty_minutes():
+    """From the reading times the page tests above wrote (prose, code and figures a reader sees unfolded)."""
+    times = json.loads(READING_TIMES.read_text()) if READING_TIMES.exists() else {}
+    missing = [Path(name).name for name in PAGES if Path(name).name not in times]
+    assert not missing, f"no reading time for {missing}: run the page tests of this file first"
+    assert sum(times.values()) <= 120, f"the book takes {sum(times.values()):.0f} min to read (at most 120): {times}"
+    assert times["discovery"] <= 20, f"discovery takes {times['discovery']:.0f} min to read (at most 20)"
