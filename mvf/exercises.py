@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from mvf import decompose, discovery, interventions, metrics, probes, tasks
+from mvf import decompose, discovery, interventions, metrics, probes, synthetic, tasks
 
 
 class ExerciseError(AssertionError):
@@ -63,11 +63,6 @@ def _check(function: Callable, cases: list[Case], causes: str) -> None:
     print(f"Correct: `{name}` agrees with mvf on {'; '.join(case.name for case in cases)}.")
 
 
-def _noisy_circle(n: int, rng: np.random.Generator, noise: float = 0.1) -> np.ndarray:
-    angle = rng.uniform(0, 2 * np.pi, n)
-    return np.column_stack([np.cos(angle), np.sin(angle)]) + noise * rng.normal(size=(n, 2))
-
-
 def _planted(n: int, d: int, period: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """``n`` activations ``(n, d)`` carrying their values ``(n,)`` on a circle in a random plane, plus noise."""
     values = rng.integers(0, period, n)
@@ -80,7 +75,7 @@ def check_separability(separability: Callable[[np.ndarray], float]) -> None:
     rng = np.random.default_rng(11)
     cases = [Case(name, (points,), float(metrics.separability_index(points)), 0.02) for name, points in [
         ("a Gaussian blob of 2000 points", rng.normal(size=(2000, 2))),
-        ("a noisy circle of 2000 points", _noisy_circle(2000, rng)),
+        ("a noisy circle of 2000 points", synthetic.circle(2000, rng, noise=0.1)),
         ("a stretched, shifted blob", rng.normal(size=(2000, 2)) * [3.0, 0.5] + [4.0, -1.0]),
     ]]  # fmt: skip
     _check(separability, cases, "Is it the minimum over the rotations, in bits (log base 2), with 10 bins "
@@ -92,7 +87,7 @@ def check_mixture_along(mixture_along: Callable[[np.ndarray, np.ndarray, float, 
     rng = np.random.default_rng(12)
     line = np.column_stack([np.zeros(300), rng.normal(size=300)]) + 0.02 * rng.normal(size=(300, 2))
     mixed = np.vstack([line, rng.normal(size=(700, 2)) + [2.0, 0.0]])
-    circle = _noisy_circle(1000, rng, 0.05)
+    circle = synthetic.circle(1000, rng)
     cases = []
     for name, points, direction, offset in [("a line beside a blob, across the line", mixed, np.array([1.0, 0.0]), 0.0),
                                             ("a noisy circle, off its centre", circle, np.array([0.6, 0.8]), -0.3)]:

@@ -41,12 +41,15 @@ def plotly_html(figure: go.Figure) -> HTML:
     in Jupyter or Colab (where each output may be a frame of its own) the figure fetches plotly.js from plotly's CDN
     when the page has none, and says so in place of the figure when it cannot.
     """
+    import uuid
+
     from plotly.offline import get_plotlyjs_version
 
-    html = figure.to_html(include_plotlyjs=False, full_html=False)
+    div = str(uuid.uuid4())
+    html = figure.to_html(include_plotlyjs=False, full_html=False, div_id=div)
     head, script = html.rsplit("<script>", 1)
     draw, tail = script.split("</script>", 1)
-    where = f'document.getElementById("{_figure_id(html)}")'
+    where = f'document.getElementById("{div}")'
     # After the page's deferred scripts (the book's plotly.js) have run; at once in a live notebook.
     loader = (f"(function () {{ var draw = function () {{ {draw} }};"
               " var start = function () { if (window.Plotly) { draw(); return; }"
@@ -57,11 +60,6 @@ def plotly_html(figure: go.Figure) -> HTML:
               ' if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", start); }'
               " else { start(); } })();")  # fmt: skip
     return HTML(f"{head}<script>{loader}</script>{tail}")
-
-
-def _figure_id(html: str) -> str:
-    """The id of the plotly div in a figure's HTML."""
-    return html.split('class="plotly-graph-div"')[0].rsplit('id="', 1)[1].split('"', 1)[0]
 
 
 def panels(n: int, row_height: float = 2.9, columns: int = 2, **subplots) -> tuple[Figure, list[Axes]]:
@@ -305,12 +303,13 @@ def cluster_slider(clusters: dict[str, tuple[np.ndarray, Sequence[str]]], captio
         # float32 coordinates (plotly stores arrays as binary); the other tokens in one grey trace, so that only the
         # calendar tokens carry a colour each, drawn last so that the grey cloud does not hide them.
         points = np.asarray(projected, dtype=np.float32)
-        calendar = np.array([strings[i].strip() in colour_of for i in shown], dtype=bool)
+        words = [strings[i].strip() for i in shown]
+        calendar = np.array([word in colour_of for word in words], dtype=bool)
+        parts = ((shown[~calendar], grey), (shown[calendar], [colour_of[word] for word in words if word in colour_of]))
         for column, (x, y) in enumerate(((0, 1), (1, 2)), start=1):
             if y >= projected.shape[1]:
                 x, y = 0, 1
-            named = shown[calendar]
-            for part, colour in ((shown[~calendar], grey), (named, [colour_of[strings[i].strip()] for i in named])):
+            for part, colour in parts:
                 figure.add_trace(go.Scattergl(
                     x=points[part, x], y=points[part, y], mode="markers", text=[repr(strings[i]) for i in part],
                     hoverinfo="text", visible=index == 0, showlegend=False,

@@ -134,7 +134,13 @@ def allowed_accuracy(logits: torch.Tensor, allowed: torch.Tensor, answers: np.nd
     ``logits``: ``(n, vocab)`` after each prompt; ``allowed``: ``(n, period)`` token ids of the allowed answers in
     calendar order; ``answers``: ``(n,)`` the right answer's place in that order.
     """
-    return float((logits.gather(1, allowed).argmax(dim=1).numpy() == np.asarray(answers)).mean())
+    return float((top_allowed(logits, allowed) == np.asarray(answers)).mean())
+
+
+def top_allowed(logits: torch.Tensor, allowed: torch.Tensor) -> np.ndarray:
+    """Each prompt's most likely allowed answer, as its place in calendar order: ``(n, vocab)``, ``(n, period)`` →
+    ``(n,)``."""
+    return logits.gather(1, allowed).argmax(dim=1).numpy()
 
 
 def evaluate(model, problems: list[Problem], batch_size: int = 32) -> tuple[dict[str, float], pd.DataFrame]:
@@ -146,7 +152,7 @@ def evaluate(model, problems: list[Problem], batch_size: int = 32) -> tuple[dict
     logits = final_logits(model, problems, batch_size)
     answers = np.array([p.answer for p in problems])
     top = logits.argmax(dim=1).numpy()
-    restricted = logits.gather(1, allowed).argmax(dim=1).numpy()
+    restricted = top_allowed(logits, allowed)
     table = pd.DataFrame({
         "prompt": [p.prompt for p in problems],
         "answer": [names[a] for a in answers],

@@ -18,9 +18,9 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from mvf.models import profile, upgrade_advice  # the advice the chapters print, checked here
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from mvf.models import profile, upgrade_advice  # noqa: E402  (the advice the chapters print, checked here)
 
 # Caps that others of Colab's packages put on a package (diffusers 0.39 and gradio_client 2.6 need huggingface_hub < 2).
 CAPS = {"huggingface-hub": "2"}
