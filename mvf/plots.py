@@ -16,6 +16,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from mvf import metrics
+from mvf.dates import DAYS
 from mvf.interventions import NULLS
 
 POINT_COLOUR = "#3b6ea8"
@@ -139,10 +140,19 @@ def calendar_colours(n_classes: int) -> np.ndarray:
     """Hues evenly round the colour wheel at the calendar positions: ``(n_classes, 4)`` RGBA.
 
     Cyclic like the calendar, and at one saturation and value so that no class is near white (``twilight`` draws
-    Monday and January near white) and 12 neighbours stay apart.
+    Monday and January near white) and 12 neighbours stay apart. Seven classes are the weekdays: their hues sit
+    between the months' and are deeper, so that no day shares a colour with a month (Monday and January were one red).
     """
-    hsv = np.stack([np.arange(n_classes) / n_classes, np.full(n_classes, 0.8), np.full(n_classes, 0.8)], axis=1)
+    days = n_classes == len(DAYS)
+    hue = np.arange(n_classes) / n_classes + (1 / 24 if days else 0.0)
+    saturation, value = (1.0, 0.55) if days else (0.8, 0.8)
+    hsv = np.stack([hue % 1, np.full(n_classes, saturation), np.full(n_classes, value)], axis=1)
     return np.column_stack([hsv_to_rgb(hsv), np.ones(n_classes)])
+
+
+def legend_below(ax: Axes, ncol: int = 3, **legend) -> None:
+    """The axes' legend under its x label, off the data (``tight_layout`` and the saved figure make room for it)."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=ncol, frameon=False, **legend)
 
 
 def _plotly_colours(n_classes: int) -> list[str]:
@@ -170,7 +180,7 @@ def labelled_points(plane: np.ndarray, labels: np.ndarray, names: Sequence[str],
         ax.scatter(plane[chosen, 0], plane[chosen, 1], s=12, color=colours[index], label=name[:3])
     ax.set_xlabel("PC 1 of all points")
     ax.set_ylabel("PC 2 of all points")
-    ax.legend(ncol=2, markerscale=1.5)
+    legend_below(ax, ncol=min(len(names), 6), markerscale=1.5)
     ax.set_title(title)
 
 
@@ -191,7 +201,7 @@ def layer_scores(scores: dict[str, pd.DataFrame]) -> Figure:
     variance_ax.set_ylim(0, 1.05)
     variance_ax.set_title("How planar is the representation?")
     for ax in (order_ax, variance_ax):
-        ax.legend()
+        legend_below(ax, ncol=2)
     figure.tight_layout()
     return figure
 
@@ -336,17 +346,17 @@ def cluster_panel(projected: np.ndarray, strings: Sequence[str], pcs: tuple[int,
     x, y = projected[:, pcs[0]], projected[:, pcs[1]]
     words = [s.strip() for s in strings]
     ax.scatter(x, y, s=4, color="0.75", rasterized=True)
-    for names in (DAYS, MONTHS):
+    for names, marker in ((DAYS, "^"), (MONTHS, "o")):
         colours = calendar_colours(len(names))
         for index, name in enumerate(names):
             chosen = np.array([w == name for w in words])
             if chosen.any():
-                ax.scatter(x[chosen], y[chosen], s=14, color=colours[index], label=name[:3])
+                ax.scatter(x[chosen], y[chosen], s=14, color=colours[index], marker=marker, label=name[:3])
     ax.set_xlabel(f"PC {pcs[0] + 1}")
     ax.set_ylabel(f"PC {pcs[1] + 1}")
     ax.set_title(title)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(ncol=2, markerscale=1.5)
+        legend_below(ax, ncol=6, markerscale=1.5)
 
 
 def probe_quality(table: pd.DataFrame) -> Figure:
@@ -364,7 +374,7 @@ def probe_quality(table: pd.DataFrame) -> Figure:
     error_ax.set_title("Angular error of the predicted value")
     for ax in (r2_ax, error_ax):
         ax.set_xlabel("layer")
-        ax.legend()
+        legend_below(ax, ncol=1)
     figure.tight_layout()
     return figure
 
@@ -390,7 +400,7 @@ def accuracy_against_chance(accuracy: pd.DataFrame, chance: pd.Series) -> Figure
     ax.set_xticks(np.arange(len(tasks)), tasks)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("accuracy among allowed answers")
-    ax.legend(loc="upper left")
+    legend_below(ax, ncol=3)
     figure.tight_layout()
     return figure
 
@@ -412,7 +422,7 @@ def intervention_effects(table: pd.DataFrame) -> Figure:
     diff_ax.axhline(0, color="0.6", linewidth=1)
     if "chance" in table:
         accuracy_ax.axhline(table["chance"].iloc[0], color="0.6", linestyle="--", linewidth=1, label="chance")
-        accuracy_ax.legend(loc="upper right")
+        legend_below(accuracy_ax, ncol=1)
     diff_ax.set_ylabel("logit(new) − logit(old)")
     diff_ax.set_title("Logit difference (the paper's metric)")
     accuracy_ax.set_ylabel("share answering the new value")
@@ -556,7 +566,7 @@ def probe_margins(qualities: dict[str, pd.DataFrame]) -> Figure:
         ax.set_title(name)
         ax.set_xlabel("layer")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend()
+        legend_below(ax, ncol=2)
     axes[0].set_ylabel("R² margin over shuffled orders")
     figure.tight_layout()
     return figure
@@ -671,6 +681,6 @@ def fourier_shares(shares: np.ndarray, key: Sequence[int], minimum: float) -> Fi
     ax.set_xlabel("frequency k (the circle at angle 2πka/p)")
     ax.set_ylabel("share of the norm")
     ax.set_title("Where the trained embeddings put the numbers")
-    ax.legend()
+    legend_below(ax, ncol=2)
     figure.tight_layout()
     return figure

@@ -47,8 +47,9 @@ def test_widgets_come_only_from_the_explorers(executed_chapters, page):
 
 
 def test_a_warm_cache_shows_what_a_cold_one_showed(executed_chapters, tmp_path):
-    """The circles chapter, cold: its activations computed, the GGUF converted by it or by the chapter beside it."""
-    page = next(p for p in PAGES if p.stem == "circles")
+    """The decomposition chapter, cold: its activations computed (the shard cache), the model converted from its GGUF
+    by another chapter (the conversion cache); warm: both read back. The smallest chapter that reads both caches."""
+    page = next(p for p in PAGES if p.stem == "decompose")
     if executed_chapters["cold"]:
         env = execute.threads_env() | executed_chapters["env"]
         cold = _executed(page.stem)

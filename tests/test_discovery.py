@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.decomposition import PCA
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial.distance import pdist
@@ -310,10 +311,12 @@ def test_bad_input():
 
 def test_planes_stop_at_the_rank_of_the_reconstructions():
     rng = np.random.default_rng(0)
-    flat = rng.normal(size=(300, 2)) @ rng.normal(size=(2, 16))  # two features: a plane in 16 dimensions
-    assert discovery._planes(flat, 5, 4096, rng).shape == (1, 300, 2)
-    line = 5.0 + rng.normal(size=(300, 1)) @ rng.normal(size=(1, 16))  # off the origin: a line once centred
-    np.testing.assert_array_equal(discovery._planes(line, 5, 4096, rng), np.empty((0, 300, 2)))
+    # Two features: a plane in 16 dimensions.
+    assert discovery._planes(rng.normal(size=(300, 2)), rng.normal(size=(2, 16)), 5, 4096, rng).shape == (1, 300, 2)
+    # Off the origin, a line once centred: 5 + x·d is [1, x] @ [5…5; d].
+    line = np.column_stack([np.ones(300), rng.normal(size=300)])
+    basis = np.vstack([np.full(16, 5.0), rng.normal(size=16)])
+    np.testing.assert_array_equal(discovery._planes(line, basis, 5, 4096, rng), np.empty((0, 300, 2)))
 
 
 @pytest.mark.usefixtures("one_blas_thread")
@@ -322,21 +325,35 @@ def test_planes_pair_consecutive_exact_principal_components():
     points = np.random.default_rng(0).normal(size=(60, 600))
     u, s, _ = np.linalg.svd(points - points.mean(axis=0), full_matrices=False)
     components = u[:, :5] * s[:5]
-    planes = discovery._planes(points, 5, 4096, np.random.default_rng(0))
+    planes = discovery._planes(points, np.eye(600), 5, 4096, np.random.default_rng(0))
     assert len(planes) == 4
     for i, plane in enumerate(planes):  # the sign of a component is a convention
         np.testing.assert_allclose(np.abs(plane), np.abs(components[:, i : i + 2]), atol=1e-8)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_planes_are_scikit_learns_pca_of_the_reconstructions_signs_included(dtype):
+    """The PCA in the features' space is scikit-learn's full PCA of the reconstructions in d_in, sign for sign."""
+    rng = np.random.default_rng(3)
+    activations = np.abs(rng.normal(size=(400, 7))).astype(dtype) * (rng.random((400, 7)) < 0.4)
+    basis = rng.normal(size=(7, 48)).astype(dtype)
+    expected = PCA(n_components=5, svd_solver="full").fit_transform(activations @ basis)
+    planes = discovery._planes(activations, basis, 5, 4096, np.random.default_rng(0))
+    tolerance = 1e-3 if dtype == np.float32 else 1e-9
+    for i, plane in enumerate(planes):
+        np.testing.assert_allclose(plane, expected[:, i : i + 2], rtol=tolerance, atol=tolerance * np.abs(expected).max())
+
+
 def test_planes_subsample_max_points_distinct_tokens_only_above_max_points():
     rng = np.random.default_rng(0)
-    points = rng.normal(size=(100, 2)) @ rng.normal(size=(2, 16))  # a plane: its PCA keeps the distances
+    activations, basis = rng.normal(size=(100, 2)), rng.normal(size=(2, 16))  # a plane: its PCA keeps the distances
+    points = activations @ basis
     chosen = np.sort(np.random.default_rng(1).choice(100, 40, replace=False))
-    planes = discovery._planes(points, 2, 40, np.random.default_rng(1))
+    planes = discovery._planes(activations, basis, 2, 40, np.random.default_rng(1))
     np.testing.assert_allclose(pdist(planes[0]), pdist(points[chosen]))
     # At exactly max_points nothing is drawn: the generator is left as it was for the next cluster.
     generator = np.random.default_rng(1)
-    np.testing.assert_allclose(pdist(discovery._planes(points, 2, 100, generator)[0]), pdist(points))
+    np.testing.assert_allclose(pdist(discovery._planes(activations, basis, 2, 100, generator)[0]), pdist(points))
     assert generator.random() == np.random.default_rng(1).random()
 
 

@@ -166,3 +166,49 @@ def test_the_irreducibility_figure_draws_each_plane_per_position_and_labels_each
     assert len(s_axis.lines) == 3 * 2 + 2  # three planes at two positions, two reference lines
     assert {text.get_text() for text in m_axis.texts} == {"synthetic circle", "synthetic gaussian"}
     assert [line.get_ydata()[0] for line in m_axis.lines[-2:]] == [0.1, 0.15]  # M's references, not S's
+
+
+def test_every_day_and_month_has_its_own_colour():
+    """Monday and January were one red: all 19 calendar colours stay apart (RGB distance)."""
+    colours = np.vstack([plots.calendar_colours(12), plots.calendar_colours(7)])[:, :3]
+    distances = np.linalg.norm(colours[:, None] - colours[None], axis=2) + np.eye(19)
+    assert distances.min() > 0.25, f"two calendar names are drawn in near-identical colours ({distances.min():.2f})"
+
+
+def _overlaps(legend, artists) -> list[str]:
+    renderer = legend.figure.canvas.get_renderer()
+    box = legend.get_window_extent(renderer)
+    return [name for name, artist in artists if artist.get_visible() and artist.get_text() != ""
+            and box.overlaps(artist.get_window_extent(renderer))] if artists else []
+
+
+def _legend_clear(ax) -> None:
+    """``ax``'s legend lies outside its data area, its x label and its tick labels."""
+    legend = ax.get_legend()
+    assert legend is not None
+    renderer = ax.figure.canvas.get_renderer()
+    box = legend.get_window_extent(renderer)
+    assert not box.overlaps(ax.get_window_extent(renderer)), f"the legend of {ax.get_title()!r} covers its data"
+    labels = [("x label", ax.xaxis.label)] + [(f"tick {t.get_text()}", t) for t in ax.get_xticklabels()]
+    assert not _overlaps(legend, labels), f"the legend of {ax.get_title()!r} covers {_overlaps(legend, labels)}"
+
+
+def test_legends_lie_off_the_data():
+    rng = np.random.default_rng(0)
+    names = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+             "November", "December"]  # fmt: skip
+    figure, (left, right) = plots.panels(2, row_height=3.6)
+    plots.labelled_points(rng.normal(size=(120, 2)), np.arange(120) % 12, names, right, title="all points")
+    strings = [" Monday", " March", " the"] * 30
+    plots.cluster_panel(rng.normal(size=(90, 3)), strings, (0, 1), left, title="a cluster")
+    figure.tight_layout()
+    figure.canvas.draw()
+    for ax in (left, right):
+        _legend_clear(ax)
+    table = pd.DataFrame({"circle R2": [0.2, 0.5], "linear R2": [0.1, 0.3], "circle angular error": [0.5, 0.3],
+                          "linear angular error": [0.7, 0.6], "shuffled R2 (max)": [0.1, 0.2]})
+    quality = plots.probe_quality(table)
+    quality.canvas.draw()
+    for ax in quality.axes:
+        _legend_clear(ax)
+    plt.close("all")
