@@ -74,9 +74,10 @@ def collect_at_positions(
 ) -> dict[str, torch.Tensor]:
     """Activations at token ``positions[i]`` of ``prompts[i]``: ``{hook: (n_prompts, d_model)}`` float32.
 
-    Prompts are batched in order of length and right-padded to the longest of
-    their batch (a causal model's activations at a position do not see the
-    padding after it); results come back in the prompts' order. With
+    Each prompt is cut after its position (a causal model's activation there
+    does not read the tokens after it), then prompts are batched in order of
+    that length and right-padded to the longest of their batch; results come
+    back in the prompts' order. With
     ``cache_dir`` each batch is a validated shard there, reused by later calls
     with the same weights, prompts, positions, hooks and batch size.
     """
@@ -91,12 +92,15 @@ def collect_at_positions(
     positions = [int(p) for p in positions]
     if any(not 0 <= p < n for p, n in zip(positions, lengths)):
         raise ValueError("a position lies outside its prompt; positions count tokens from 0.")
-    # Batches of similar lengths pad less; any order by length gives the same activations.
-    order = np.argsort(lengths, kind="stable")  # pragma: no mutate (another sort differs only between equal lengths)
+    # A causal model's activation at position p reads tokens 0..p only: each prompt is cut after its position, and
+    # batches of similar cut lengths pad less (any order gives the same activations).
+    needed = [p + 1 for p in positions]
+    order = np.argsort(needed, kind="stable")  # pragma: no mutate (another sort differs only between equal lengths)
     cache = None
     if cache_dir is not None:
+        # "batches": how rows are grouped into shards; a cache of another grouping holds other rows under each index.
         settings = dict(weights=weights_fingerprint(model), hooks=hooks, tokens=ids_hash(tokens, lengths),
-                        positions=positions, batch_size=batch_size, dtype=PROMPT_DTYPE)
+                        positions=positions, batch_size=batch_size, dtype=PROMPT_DTYPE, batches="by position")
         cache = ShardCache(Path(cache_dir) / f"prompts-{settings_key(settings)}", settings)
     shards = []
     starts = range(0, len(prompts), batch_size)
@@ -105,7 +109,7 @@ def collect_at_positions(
         shape = (len(rows), len(hooks), model.cfg.d_model)
         shard = cache.load(index, shape) if cache is not None else None
         if shard is None:
-            shard = forward_at_positions(model, tokens[torch.from_numpy(rows), : max(lengths[i] for i in rows)],
+            shard = forward_at_positions(model, tokens[torch.from_numpy(rows), : max(needed[i] for i in rows)],
                                          [positions[i] for i in rows], hooks)  # fmt: skip
             if cache is not None:
                 cache.save(index, shard)

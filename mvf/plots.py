@@ -14,6 +14,7 @@ from matplotlib.colors import ListedColormap, hsv_to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import ScaledTranslation
 
 from mvf import metrics
 from mvf.dates import DAYS
@@ -151,8 +152,14 @@ def calendar_colours(n_classes: int) -> np.ndarray:
 
 
 def legend_below(ax: Axes, ncol: int = 3, **legend) -> None:
-    """The axes' legend under its x label, off the data (``tight_layout`` and the saved figure make room for it)."""
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=ncol, frameon=False, **legend)
+    """The axes' legend under its x label, off the data (``tight_layout`` and the saved figure make room for it).
+
+    Placed a fixed 36 points under the axes (the tick labels and the x label take about 30), not a fraction of
+    their height, which ``tight_layout`` shrinks to fit the legend in.
+    """
+    below = ax.transAxes + ScaledTranslation(0, -36 / 72, ax.figure.dpi_scale_trans)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, 0), bbox_transform=below, ncol=ncol, frameon=False,
+              **{"columnspacing": 0.8, "handletextpad": 0.4, "handlelength": 1.5} | legend)
 
 
 def _plotly_colours(n_classes: int) -> list[str]:
@@ -180,7 +187,7 @@ def labelled_points(plane: np.ndarray, labels: np.ndarray, names: Sequence[str],
         ax.scatter(plane[chosen, 0], plane[chosen, 1], s=12, color=colours[index], label=name[:3])
     ax.set_xlabel("PC 1 of all points")
     ax.set_ylabel("PC 2 of all points")
-    legend_below(ax, ncol=min(len(names), 6), markerscale=1.5)
+    legend_below(ax, ncol=4, markerscale=1.5, handlelength=1.0)
     ax.set_title(title)
 
 
@@ -201,7 +208,7 @@ def layer_scores(scores: dict[str, pd.DataFrame]) -> Figure:
     variance_ax.set_ylim(0, 1.05)
     variance_ax.set_title("How planar is the representation?")
     for ax in (order_ax, variance_ax):
-        legend_below(ax, ncol=2)
+        legend_below(ax, ncol=1)
     figure.tight_layout()
     return figure
 
@@ -356,7 +363,7 @@ def cluster_panel(projected: np.ndarray, strings: Sequence[str], pcs: tuple[int,
     ax.set_ylabel(f"PC {pcs[1] + 1}")
     ax.set_title(title)
     if ax.get_legend_handles_labels()[0]:
-        legend_below(ax, ncol=6, markerscale=1.5)
+        legend_below(ax, ncol=4, markerscale=1.5, handlelength=1.0)
 
 
 def probe_quality(table: pd.DataFrame) -> Figure:

@@ -49,9 +49,9 @@ CELL_TIMEOUT_S = 600
 # Chapters executed at once. Two single-threaded kernels finish the book sooner on 2 cores than one kernel with two
 # threads (cold, every chapter: 5 min 28 s against 7 min 14 s): imports, tokenising and plotting use one core.
 JOBS = 2
-# The chapters that take minutes (cold, 2 cores: interventions 158 s, circles 155 s, discovery 143 s; the others
-# under 35 s) start first, so that the two kernels finish together.
-SLOW_FIRST = ("interventions", "circles", "discovery")
+# Longest first, so that the two kernels finish together (cold, 2 cores, 2026-12-07: interventions 217 s, circles
+# 189 s, discovery 183 s, control 111 s, arithmetic 86 s, off_circle 45 s; the others under 20 s).
+SLOW_FIRST = ("interventions", "circles", "discovery", "control", "arithmetic", "off_circle")
 
 
 class _SlicedChannel:
