@@ -170,7 +170,10 @@ def pad_prompts(model, prompts: Sequence[str]) -> tuple[torch.Tensor, list[int]]
     """Token ids of the prompts (BOS first if the model takes one) right-padded to one width ``(n, width)``, and lengths."""
     tokenizer = model.tokenizer
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    encoded = [tokens_.encode(tokenizer, p, tokens_.prepends_bos(model)) for p in prompts]
+    # Each distinct prompt once: a sweep repeats every prompt once per method and new value.
+    distinct = list(dict.fromkeys(prompts))
+    ids = dict(zip(distinct, tokens_.encode_all(tokenizer, distinct, tokens_.prepends_bos(model))))
+    encoded = [ids[p] for p in prompts]
     width = max(len(ids) for ids in encoded)
     tokens = torch.tensor([ids + [pad] * (width - len(ids)) for ids in encoded], device=model.cfg.device)
     return tokens, [len(ids) for ids in encoded]

@@ -93,15 +93,24 @@ def fit_circle_probe(activations: np.ndarray, values: np.ndarray, period: int, k
     (none, on activations in general position) get zero weight.
     """
     _check(activations, values, k)
+    return _circle_probes(activations, [values], period, k)[0]
+
+
+def _circle_probes(activations: np.ndarray, value_sets: list[np.ndarray], period: int, k: int) -> list[CircleProbe]:
+    """:func:`fit_circle_probe` for each of ``value_sets`` (each ``(n,)``) on the same activations, through one PCA."""
     mean = activations.mean(axis=0)
     centred = activations - mean
     _, singular, vt = np.linalg.svd(centred, full_matrices=False)  # pragma: no mutate (only rows of vt under k are read)
     used = determined_components(singular, k)
     design = np.column_stack([centred @ vt[:used].T, np.ones(len(activations))])
-    fitted = _least_squares(design, circle_targets(values, period))
-    weights = np.zeros((k + 1, 2))
-    weights[:used], weights[-1] = fitted[:-1], fitted[-1]
-    return CircleProbe(mean, vt[:k], weights, period, used)
+    # All the value sets' targets side by side: one least-squares solve, two columns each.
+    fitted = _least_squares(design, np.hstack([circle_targets(values, period) for values in value_sets]))
+    probes = []
+    for columns in np.split(fitted, len(value_sets), axis=1):
+        weights = np.zeros((k + 1, 2))
+        weights[:used], weights[-1] = columns[:-1], columns[-1]
+        probes.append(CircleProbe(mean, vt[:k], weights, period, used))
+    return probes
 
 
 def _least_squares(design: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -123,22 +132,35 @@ def cross_validate(activations: np.ndarray, values: np.ndarray, period: int, k: 
     error reads the predicted value as an angle 2π·ŷ/p.
     """
     _check(activations, values, k)
-    values = np.asarray(values)
-    predicted_points, predicted_angle, predicted_value = np.zeros((len(values), 2)), np.zeros(len(values)), np.zeros(len(values))
+    return _cross_validated(activations, [np.asarray(values)], period, k, folds, seed)[0]
+
+
+def _cross_validated(
+    activations: np.ndarray, value_sets: list[np.ndarray], period: int, k: int, folds: int, seed: int
+) -> list[dict[str, float]]:  # fmt: skip
+    """:func:`cross_validate` of each of ``value_sets``: the folds depend only on n and ``seed``, so each fold's PCA
+    serves every value set."""
+    n, m = len(activations), len(value_sets)
+    predicted_points, predicted_angle, predicted_value = np.zeros((m, n, 2)), np.zeros((m, n)), np.zeros((m, n))
     for train, test in KFold(folds, shuffle=True, random_state=seed).split(activations):
-        probe = fit_circle_probe(activations[train], values[train], period, k)
-        predicted_points[test] = probe.circle_point(activations[test])
-        predicted_angle[test] = probe.angle(activations[test])
-        design = np.column_stack([probe.reduced(activations)[:, : probe.determined], np.ones(len(activations))])
-        coefficients = _least_squares(design[train], values[train])
-        predicted_value[test] = design[test] @ coefficients
-    targets = circle_targets(values, period)
-    return {
-        "circle R2": 1 - ((predicted_points - targets) ** 2).sum() / ((targets - targets.mean(axis=0)) ** 2).sum(),
-        "circle angular error": float(angular_error(predicted_angle, values, period).mean()),
-        "linear R2": 1 - ((predicted_value - values) ** 2).sum() / ((values - values.mean()) ** 2).sum(),
-        "linear angular error": float(angular_error(2 * np.pi * predicted_value / period, values, period).mean()),
-    }
+        probes = _circle_probes(activations[train], [values[train] for values in value_sets], period, k)
+        used = probes[0].determined
+        design = np.column_stack([probes[0].reduced(activations)[:, :used], np.ones(n)])
+        coefficients = _least_squares(design[train], np.column_stack([values[train] for values in value_sets]))
+        predicted_value[:, test] = (design[test] @ coefficients).T
+        for i, probe in enumerate(probes):
+            predicted_points[i, test] = probe.circle_point(activations[test])
+            predicted_angle[i, test] = probe.angle(activations[test])
+    scores = []
+    for values, points, angle, value in zip(value_sets, predicted_points, predicted_angle, predicted_value):
+        targets = circle_targets(values, period)
+        scores.append({
+            "circle R2": 1 - ((points - targets) ** 2).sum() / ((targets - targets.mean(axis=0)) ** 2).sum(),
+            "circle angular error": float(angular_error(angle, values, period).mean()),
+            "linear R2": 1 - ((value - values) ** 2).sum() / ((values - values.mean()) ** 2).sum(),
+            "linear angular error": float(angular_error(2 * np.pi * value / period, values, period).mean()),
+        })  # fmt: skip
+    return scores
 
 
 def permutation_baseline(
@@ -152,10 +174,11 @@ def permutation_baseline(
     arbitrary code; the real probe's margin over these R² is what says the
     calendar order is there.
     """
+    _check(activations, values, k)
     generator = np.random.default_rng(seed)
     values = np.asarray(values)
-    return np.array([cross_validate(activations, generator.permutation(period)[values], period, k, seed=seed)["circle R2"]
-                     for _ in range(shuffles)])  # fmt: skip
+    shuffled = [generator.permutation(period)[values] for _ in range(shuffles)]
+    return np.array([scores["circle R2"] for scores in _cross_validated(activations, shuffled, period, k, 5, seed)])
 
 
 def quality_by_layer(

@@ -7,6 +7,7 @@ token, whose output predicts the answer ("c").
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -99,7 +100,14 @@ def positions(tokenizer, problem: Problem, bos: bool) -> dict[str, int]:
 
 def candidates(tokenizer, problems: list[Problem]) -> torch.Tensor:
     """Answer token ids of every allowed name after each problem's prompt: ``(n_problems, period)``."""
-    return torch.tensor([tokens.answer_tokens(tokenizer, p.prompt, p.names, p.separator) for p in problems])
+    return torch.tensor(_answers(tokenizer, tuple((p.prompt, p.names, p.separator) for p in problems)))
+
+
+# A sweep measures the same problems at every layer and for every family of methods: the trained control's 3481
+# problems × 59 names took 2 s to tokenise each time, 14 s a chapter.
+@functools.lru_cache(maxsize=8)
+def _answers(tokenizer, queries: tuple[tuple[str, tuple[str, ...], str], ...]) -> list[list[int]]:
+    return tokens.answers_after(tokenizer, queries)
 
 
 def in_chat_template(tokenizer, problems: list[Problem]) -> list[Problem]:

@@ -23,12 +23,17 @@ def prepends_bos(model) -> bool:
 
 def encode(tokenizer, text: str, bos: bool) -> list[int]:
     """Token ids of ``text``, with the tokenizer's BOS id in front when ``bos``; no other special tokens."""
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return encode_all(tokenizer, [text], bos)[0]
+
+
+def encode_all(tokenizer, texts: Sequence[str], bos: bool) -> list[list[int]]:
+    """:func:`encode` of each text, in one tokenizer call."""
+    ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
     if not bos:
         return ids
     if tokenizer.bos_token_id is None:
         raise ValueError(f"{type(tokenizer).__name__} has no BOS token; load the model with a profile whose bos is False.")
-    return [tokenizer.bos_token_id, *ids]
+    return [[tokenizer.bos_token_id, *row] for row in ids]
 
 
 def word_position(tokenizer, prompt: str, word: str, bos: bool, occurrence: int = -1) -> int:
@@ -60,12 +65,21 @@ def answer_token(tokenizer, prompt: str, name: str, separator: str = " ") -> int
 
 def answer_tokens(tokenizer, prompt: str, names: Sequence[str], separator: str = " ") -> list[int]:
     """:func:`answer_token` of every name after ``prompt``; ``ValueError`` if two names share their first token."""
-    # One batched call: the per-call overhead of a fast tokenizer was most of a sweep over 3481 problems.
-    before, *afters = tokenizer([prompt, *(prompt + separator + name for name in names)],
-                                add_special_tokens=False)["input_ids"]  # fmt: skip
-    ids = [_next_token(prompt, before, after, separator + name) for name, after in zip(names, afters)]
-    if len(set(ids)) != len(ids):
-        shared = sorted({tokenizer.convert_ids_to_tokens(i) for i in ids if ids.count(i) > 1})
-        raise ValueError(f"after {prompt!r}, names of {list(names)} share first tokens {shared}: answers cannot be told "
-                         "apart by one token.")
-    return ids
+    return answers_after(tokenizer, [(prompt, names, separator)])[0]
+
+
+def answers_after(tokenizer, queries: Sequence[tuple[str, Sequence[str], str]]) -> list[list[int]]:
+    """:func:`answer_tokens` of each ``(prompt, names, separator)``: one tokenizer call per prompt."""
+    table = []
+    for prompt, names, separator in queries:
+        # One call per prompt with all its continuations: one call per string cost most of a sweep over 3481
+        # problems, and one call for every prompt at once twice as much again (transformers converts each encoding).
+        before, *afters = tokenizer([prompt, *(prompt + separator + name for name in names)],
+                                    add_special_tokens=False)["input_ids"]  # fmt: skip
+        ids = [_next_token(prompt, before, after, separator + name) for name, after in zip(names, afters)]
+        if len(set(ids)) != len(ids):
+            shared = sorted({tokenizer.convert_ids_to_tokens(i) for i in ids if ids.count(i) > 1})
+            raise ValueError(f"after {prompt!r}, names of {list(names)} share first tokens {shared}: answers cannot be "
+                             "told apart by one token.")
+        table.append(ids)
+    return table
