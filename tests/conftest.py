@@ -1,7 +1,11 @@
 """Shared fixtures: the embedded model (loaded once, hub switched off) and the book's chapters, executed once."""
 
 import functools
+import json
 import os
+import signal
+import subprocess
+import sys
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -25,29 +29,72 @@ def model():
     return _embedded_model()
 
 
+def _reads_chapters(item) -> bool:
+    return "executed_chapters" in getattr(item, "fixturenames", ())
+
+
+# The chapters' execution, running beside the other tests: {"process", "log", "cold", "env"}.
+_chapters: dict = {}
+
+
 def pytest_collection_modifyitems(items):
-    """The chapters' tests first: their execution fills the session's ``MVF_CACHE`` from empty (``make test``)."""
-    items.sort(key=lambda item: item.path.name != "test_chapters.py")
+    """The tests that read the executed chapters run last, and the chapters start executing as soon as the tests are
+    collected, in a process of their own: the other tests run meanwhile on the cycles its two kernels leave."""
+    items.sort(key=_reads_chapters)
+    if any(map(_reads_chapters, items)):
+        _start_chapters()
 
 
-@pytest.fixture(scope="session")
-def executed_chapters():
-    """Every chapter executed once, on the session's ``MVF_CACHE`` (``make test`` empties it first, as a new user has it),
-    under :data:`PERTURBATION` (:mod:`mvf.book.perturbation`).
-
-    The executed notebooks land in ``_build/executed/`` and in Jupyter Book's
-    cache, so the rendered-book test renders them without executing again.
-    Returns ``{"timings", "cache": the cache folder, "cold": whether it was empty}``;
-    with ``MVF_REUSE_EXECUTED=1`` (``make test WARM=1``) chapters that Jupyter
-    Book's cache already holds are not executed again.
-    """
-    from mvf.book import execute, perturbation
+def _start_chapters() -> None:
+    """``python -m mvf.book.execute`` on the session's ``MVF_CACHE`` (``make test`` empties it first, as a new user has
+    it), under :data:`PERTURBATION`; its own process, so that no test's changed environment reaches its kernels."""
+    from mvf.book import ROOT, execute, perturbation
     from mvf.cache import CACHE_DIR
 
     cold = not CACHE_DIR.exists() or not any(CACHE_DIR.iterdir())
     env = {"MVF_CACHE": str(CACHE_DIR), perturbation.ENV: PERTURBATION}
-    timings = execute.execute_book(force=not os.environ.get("MVF_REUSE_EXECUTED"), env=env)
-    return {"timings": timings, "cache": CACHE_DIR, "cold": cold, "env": env}
+    log = execute.EXECUTED.parent / "chapters.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    # With MVF_REUSE_EXECUTED=1 (`make test WARM=1`), chapters that Jupyter Book's cache holds are not executed again.
+    force = [] if os.environ.get("MVF_REUSE_EXECUTED") else ["--force"]
+    with log.open("w") as stream:
+        process = subprocess.Popen([sys.executable, "-m", "mvf.book.execute", "--perturb", PERTURBATION, *force],
+                                   cwd=ROOT, env={**os.environ, **env}, stdout=stream, stderr=subprocess.STDOUT,
+                                   start_new_session=True)  # fmt: skip
+    _chapters.update(process=process, log=log, cold=cold, env=env)
+
+
+@pytest.fixture(scope="session")
+def executed_chapters():
+    """Every chapter executed once (started by :func:`_start_chapters`), waited for.
+
+    The executed notebooks land in ``_build/executed/`` and in Jupyter Book's
+    cache, so the rendered-book test renders them without executing again.
+    Returns ``{"timings", "cache": the cache folder, "cold": whether it was empty, "env"}``.
+    """
+    from mvf.book import execute
+    from mvf.cache import CACHE_DIR
+
+    if not _chapters:
+        _start_chapters()
+    if _chapters["process"].wait() != 0:
+        tail = "\n".join(_chapters["log"].read_text().splitlines()[-60:])
+        pytest.fail(f"executing the chapters failed; the end of {_chapters['log']}:\n{tail}", pytrace=False)
+    timings = json.loads((execute.EXECUTED / "timings.json").read_text())
+    return {"timings": timings, "cache": CACHE_DIR, "cold": _chapters["cold"], "env": _chapters["env"]}
+
+
+def pytest_sessionfinish(session):
+    """A session stopped early (a failure under ``-x``, Ctrl-C) stops the chapters' execution and its kernels too."""
+    if _chapters and _chapters["process"].poll() is None:
+        os.killpg(_chapters["process"].pid, signal.SIGTERM)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _chapters and _chapters["process"].poll() == 0:
+        lines = [line for line in _chapters["log"].read_text().splitlines() if " s, late kernel messages" in line]
+        terminalreporter.write_sep("=", f"chapters executed beside the tests ({_chapters['log']})")
+        terminalreporter.write_line("\n".join(lines))
 
 
 @pytest.fixture
