@@ -79,7 +79,7 @@ chromium:
 test: $(STAMP) chromium
 ifeq ($(WARM),)
 	rm -rf _build
-	cache=$$(mktemp -d) && trap 'rm -rf "$$cache"' EXIT && MVF_CACHE=$$cache $(BIN)/python -m pytest tests --durations=15
+	cache=$$(mktemp -d) && trap 'rm -rf "$$cache"' EXIT && MVF_CACHE=$$cache $(BIN)/python -m pytest tests --durations=25
 else
 	MVF_REUSE_EXECUTED=1 $(BIN)/python -m pytest tests
 endif

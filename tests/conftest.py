@@ -40,8 +40,10 @@ _chapters: dict = {}
 def pytest_collection_modifyitems(items):
     """The tests that read the executed chapters run last, and the chapters start executing as soon as the tests are
     collected, in a process of their own: the other tests run meanwhile on the cycles its two kernels leave."""
-    items.sort(key=_reads_chapters)
-    if any(map(_reads_chapters, items)):
+    # Whole files, in their own order: a file's later tests may read what its tests of the chapters wrote.
+    last = {item.path for item in items if _reads_chapters(item)}
+    items.sort(key=lambda item: item.path in last)
+    if last:
         _start_chapters()
 
 
