@@ -202,11 +202,11 @@ def layer_scores(scores: dict[str, pd.DataFrame]) -> Figure:
     order_ax.set_xlabel("layer (hook_resid_post)")
     order_ax.set_ylabel("share of calendar neighbours")
     order_ax.set_ylim(0, 1.05)
-    order_ax.set_title("Do the centroids go round in calendar order?")
+    order_ax.set_title("Do the centroids go round\nin calendar order?")  # two lines: clear of the next panel's label
     variance_ax.set_xlabel("layer (hook_resid_post)")
     variance_ax.set_ylabel("variance explained by 2 PCs")
     variance_ax.set_ylim(0, 1.05)
-    variance_ax.set_title("How planar is the representation?")
+    variance_ax.set_title("How planar is\nthe representation?")
     for ax in (order_ax, variance_ax):
         legend_below(ax, ncol=1)
     figure.tight_layout()
