@@ -6,8 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -37,43 +35,16 @@ def _reads_chapters(item) -> bool:
 
 # The chapters' execution, running beside the other tests: {"process", "log", "cold", "env"}.
 _chapters: dict = {}
-# A test module's run_in_background(), started in a thread once the chapters are executed: {module name: future}.
-_background: dict = {}
-_session_over = threading.Event()
 
 
-def pytest_collection_modifyitems(config, items):
-    """The tests that read the executed chapters run after the others, and those of modules whose work runs in the
-    background (the ``background`` fixture) after them.
-
-    The chapters start executing as soon as the tests are collected, in a
-    process of their own, and the other tests run meanwhile on the cycles its
-    two kernels leave; a module's ``run_in_background`` starts once the
-    chapters are done, beside the rendered-book test, which keeps one core busy.
-    """
+def pytest_collection_modifyitems(items):
+    """The tests that read the executed chapters run last, and the chapters start executing as soon as the tests are
+    collected, in a process of their own: the other tests run meanwhile on the cycles its two kernels leave."""
     # Whole files, in their own order: a file's later tests may read what its tests of the chapters wrote.
     last = {item.path for item in items if _reads_chapters(item)}
-    later = {item.path for item in items if "background" in getattr(item, "fixturenames", ())}
-    items.sort(key=lambda item: 2 if item.path in later else int(item.path in last))
-    if config.option.collectonly:
-        return
+    items.sort(key=lambda item: item.path in last)
     if last:
         _start_chapters()
-    for module in {item.module for item in items if item.path in later}:
-        _background[module.__name__] = ThreadPoolExecutor(1).submit(_after_chapters, module.run_in_background)
-
-
-def _after_chapters(work):
-    if _chapters:
-        _chapters["process"].wait()
-    # A session that stopped early (see pytest_sessionfinish) starts nothing more.
-    return None if _session_over.is_set() else work()
-
-
-@pytest.fixture(scope="module")
-def background(request):
-    """What the test module's ``run_in_background()`` returned (it raised: this fixture raises)."""
-    return _background[request.module.__name__].result()
 
 
 def _start_chapters() -> None:
@@ -117,7 +88,6 @@ def executed_chapters():
 
 def pytest_sessionfinish(session):
     """A session stopped early (a failure under ``-x``, Ctrl-C) stops the chapters' execution and its kernels too."""
-    _session_over.set()
     if _chapters and _chapters["process"].poll() is None:
         os.killpg(_chapters["process"].pid, signal.SIGTERM)
 

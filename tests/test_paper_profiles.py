@@ -9,8 +9,6 @@ that every code path runs; the settings are smaller to keep it quick.
 """
 
 import re
-import tempfile
-from pathlib import Path
 
 import pytest
 
@@ -41,29 +39,22 @@ NO_DISCOVERY = {
 }
 
 
-def run_in_background() -> dict:
-    """Every variant, executed once the chapters have (``tests/conftest.py`` runs this in a thread then, so that its
-    kernels use the cores the rendered-book test leaves idle): ``{(chapter, MODEL): outcome}``."""
-    with tempfile.TemporaryDirectory(prefix="mvf-profiles-") as folder:
-        hub = Path(folder) / "hub"
-        for name in PROFILES:
-            stand_ins.serve_model(name, hub)
-        stand_ins.serve_sae("gpt2-small-res-jb", hub, d_in=64, d_sae=SAE_WIDTH)
-        stand_ins.serve_sae("mistral-7b-res-wg", hub, d_in=64, d_sae=SAE_WIDTH)
-        stand_ins.serve_sae("gemma-scope-2b-pt-res-canonical", hub, d_in=2304, d_sae=16384)
-        env = {"HF_HUB_CACHE": str(hub), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "MVF_CACHE": str(Path(folder) / "cache"), "MVF_RESULTS": str(Path(folder) / "results")}
-        variants = [(page, {"MODEL": name, **QUICK.get(page.stem, {})})
-                    for page in execute.model_chapters() for name in PROFILES]
-        variants += [(page, {"MODEL": "circle-control", **CONTROL[page.stem]})
-                     for page in execute.model_chapters() if page.stem in CONTROL]
-        return {(outcome["page"].stem, outcome["parameters"]["MODEL"]): outcome
-                for outcome in execute.execute_variants(variants, env)}
-
-
-@pytest.fixture(scope="module")
-def runs(background):
-    return background
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory):
+    hub = tmp_path_factory.mktemp("hub")
+    for name in PROFILES:
+        stand_ins.serve_model(name, hub)
+    stand_ins.serve_sae("gpt2-small-res-jb", hub, d_in=64, d_sae=SAE_WIDTH)
+    stand_ins.serve_sae("mistral-7b-res-wg", hub, d_in=64, d_sae=SAE_WIDTH)
+    stand_ins.serve_sae("gemma-scope-2b-pt-res-canonical", hub, d_in=2304, d_sae=16384)
+    env = {"HF_HUB_CACHE": str(hub), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "MVF_CACHE": str(tmp_path_factory.mktemp("cache")), "MVF_RESULTS": str(tmp_path_factory.mktemp("results"))}
+    variants = [(page, {"MODEL": name, **QUICK.get(page.stem, {})})
+                for page in execute.model_chapters() for name in PROFILES]
+    variants += [(page, {"MODEL": "circle-control", **CONTROL[page.stem]})
+                 for page in execute.model_chapters() if page.stem in CONTROL]
+    return {(outcome["page"].stem, outcome["parameters"]["MODEL"]): outcome
+            for outcome in execute.execute_variants(variants, env)}
 
 
 def test_the_model_chapters_are_found():
