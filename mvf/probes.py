@@ -9,6 +9,7 @@ import pandas as pd
 from sklearn.model_selection import KFold
 
 DEFAULT_K = 5  # the paper's PCA dimension
+FOLDS = 5  # cross-validation folds of the probes and of their shuffled-order baseline
 # Directions whose singular value is below this fraction of the largest carry only rounding (activations are float32,
 # relative precision 6e-8): PCA's choice of them is arbitrary, and a least-squares fit onto them amplifies noise.
 SPANNED_RTOL = 1e-4
@@ -124,7 +125,7 @@ def angular_error(predicted: np.ndarray, values: np.ndarray, period: int) -> np.
     return np.abs(np.angle(np.exp(1j * difference)))
 
 
-def cross_validate(activations: np.ndarray, values: np.ndarray, period: int, k: int = DEFAULT_K, folds: int = 5, seed: int = 0) -> dict[str, float]:
+def cross_validate(activations: np.ndarray, values: np.ndarray, period: int, k: int = DEFAULT_K, folds: int = FOLDS, seed: int = 0) -> dict[str, float]:
     """Held-out quality of the circle probe and of a linear (non-circular) probe of the same PCA rank.
 
     Circle probe: R² of the (cos, sin) prediction and mean angular error.
@@ -178,7 +179,7 @@ def permutation_baseline(
     generator = np.random.default_rng(seed)
     values = np.asarray(values)
     shuffled = [generator.permutation(period)[values] for _ in range(shuffles)]
-    return np.array([scores["circle R2"] for scores in _cross_validated(activations, shuffled, period, k, 5, seed)])
+    return np.array([scores["circle R2"] for scores in _cross_validated(activations, shuffled, period, k, FOLDS, seed)])
 
 
 def quality_by_layer(

@@ -107,7 +107,7 @@ def candidates(tokenizer, problems: list[Problem]) -> torch.Tensor:
 # problems × 59 names took 2 s to tokenise each time, 14 s a chapter.
 @functools.lru_cache(maxsize=8)
 def _answers(tokenizer, queries: tuple[tuple[str, tuple[str, ...], str], ...]) -> list[list[int]]:
-    return tokens.answers_after(tokenizer, queries)
+    return [tokens.answer_tokens(tokenizer, *query) for query in queries]
 
 
 def in_chat_template(tokenizer, problems: list[Problem]) -> list[Problem]:

@@ -65,21 +65,13 @@ def answer_token(tokenizer, prompt: str, name: str, separator: str = " ") -> int
 
 def answer_tokens(tokenizer, prompt: str, names: Sequence[str], separator: str = " ") -> list[int]:
     """:func:`answer_token` of every name after ``prompt``; ``ValueError`` if two names share their first token."""
-    return answers_after(tokenizer, [(prompt, names, separator)])[0]
-
-
-def answers_after(tokenizer, queries: Sequence[tuple[str, Sequence[str], str]]) -> list[list[int]]:
-    """:func:`answer_tokens` of each ``(prompt, names, separator)``: one tokenizer call per prompt."""
-    table = []
-    for prompt, names, separator in queries:
-        # One call per prompt with all its continuations: one call per string cost most of a sweep over 3481
-        # problems, and one call for every prompt at once twice as much again (transformers converts each encoding).
-        before, *afters = tokenizer([prompt, *(prompt + separator + name for name in names)],
-                                    add_special_tokens=False)["input_ids"]  # fmt: skip
-        ids = [_next_token(prompt, before, after, separator + name) for name, after in zip(names, afters)]
-        if len(set(ids)) != len(ids):
-            shared = sorted({tokenizer.convert_ids_to_tokens(i) for i in ids if ids.count(i) > 1})
-            raise ValueError(f"after {prompt!r}, names of {list(names)} share first tokens {shared}: answers cannot be "
-                             "told apart by one token.")
-        table.append(ids)
-    return table
+    # One call per prompt with all its continuations: one call per string cost most of a sweep over 3481 problems, and
+    # one call for every prompt of a sweep at once twice as much again (transformers converts each encoding).
+    before, *afters = tokenizer([prompt, *(prompt + separator + name for name in names)],
+                                add_special_tokens=False)["input_ids"]  # fmt: skip
+    ids = [_next_token(prompt, before, after, separator + name) for name, after in zip(names, afters)]
+    if len(set(ids)) != len(ids):
+        shared = sorted({tokenizer.convert_ids_to_tokens(i) for i in ids if ids.count(i) > 1})
+        raise ValueError(f"after {prompt!r}, names of {list(names)} share first tokens {shared}: answers cannot be told "
+                         "apart by one token.")
+    return ids

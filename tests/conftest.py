@@ -37,13 +37,13 @@ def _reads_chapters(item) -> bool:
 _chapters: dict = {}
 
 
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
     """The tests that read the executed chapters run last, and the chapters start executing as soon as the tests are
     collected, in a process of their own: the other tests run meanwhile on the cycles its two kernels leave."""
     # Whole files, in their own order: a file's later tests may read what its tests of the chapters wrote.
     last = {item.path for item in items if _reads_chapters(item)}
     items.sort(key=lambda item: item.path in last)
-    if last:
+    if last and not config.option.collectonly:
         _start_chapters()
 
 
@@ -94,6 +94,7 @@ def pytest_sessionfinish(session):
 
 def pytest_terminal_summary(terminalreporter):
     if _chapters and _chapters["process"].poll() == 0:
+        # The executor's own lines: timings.json also holds chapters an earlier run executed (make test WARM=1).
         lines = [line for line in _chapters["log"].read_text().splitlines() if " s, late kernel messages" in line]
         terminalreporter.write_sep("=", f"chapters executed beside the tests ({_chapters['log']})")
         terminalreporter.write_line("\n".join(lines))
