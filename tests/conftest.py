@@ -64,6 +64,38 @@ def _start_chapters() -> None:
                                    cwd=ROOT, env={**os.environ, **env}, stdout=stream, stderr=subprocess.STDOUT,
                                    start_new_session=True)  # fmt: skip
     _chapters.update(process=process, log=log, cold=cold, env=env)
+    _threads(1)
+
+
+# Torch's own thread count and the one the tests' subprocesses inherit: {"torch", "OMP_NUM_THREADS", "MKL_NUM_THREADS"}.
+_threads_before: dict = {}
+
+
+def _threads(count: int | None) -> None:
+    """One thread for this process and the processes its tests start while the chapters' kernels hold the cores
+    (``count=1``), or the counts from before (``None``). Two threads beside two busy kernels oversubscribe the cores,
+    and each parallel region waits for its descheduled thread: two patched-run tests of test_interventions took 47 s
+    on two threads and 17 s on one beside two busy processes (measured on 2 cores)."""
+    import torch
+
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    if count is not None:
+        _threads_before.update({"torch": torch.get_num_threads()}, **{name: os.environ.get(name) for name in names})
+        torch.set_num_threads(count)
+        os.environ.update(dict.fromkeys(names, str(count)))
+    elif _threads_before:
+        torch.set_num_threads(_threads_before.pop("torch"))
+        for name in names:
+            if (value := _threads_before.pop(name)) is None:
+                os.environ.pop(name)
+            else:
+                os.environ[name] = value
+
+
+def pytest_runtest_setup(item):  # noqa: ARG001 - pytest's hook signature
+    """The cores are the tests' again once the chapters are done."""
+    if _threads_before and _chapters["process"].poll() is not None:
+        _threads(None)
 
 
 @pytest.fixture(scope="session")
@@ -79,7 +111,9 @@ def executed_chapters():
 
     if not _chapters:
         _start_chapters()
-    if _chapters["process"].wait() != 0:
+    returncode = _chapters["process"].wait()
+    _threads(None)
+    if returncode != 0:
         tail = "\n".join(_chapters["log"].read_text().splitlines()[-60:])
         pytest.fail(f"executing the chapters failed; the end of {_chapters['log']}:\n{tail}", pytrace=False)
     timings = json.loads((execute.EXECUTED / "timings.json").read_text())
