@@ -99,6 +99,22 @@ def test_variants_get_their_own_parameters_an_empty_namespace_and_their_own_erro
     assert printed == ["30\n"] and outcomes[2]["timing"]["seconds"] >= 0
 
 
+def test_variants_of_notebooks_in_other_folders_run_in_their_own_folder(tmp_path):
+    """One kernel runs the variants of every notebook; each variant runs where its notebook lies."""
+    runs = []
+    for folder in ("first", "second"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "here.txt").write_text(folder)
+        parameters = nbformat.v4.new_code_cell("X = 0")
+        parameters.metadata["tags"] = ["parameters"]
+        cells = [parameters, nbformat.v4.new_code_cell("print(open('here.txt').read(), X)")]
+        nbformat.write(nbformat.v4.new_notebook(cells=cells), tmp_path / folder / "page.ipynb")
+        runs += [(tmp_path / folder / "page.ipynb", {"X": 1}), (tmp_path / folder / "page.ipynb", {"X": 2})]
+    outcomes = execute.execute_variants(runs[2:] + runs[:2], jobs=1)
+    printed = [cell.outputs[0].text for outcome in outcomes for cell in outcome["notebook"].cells if cell.get("outputs")]
+    assert printed == ["second 1\n", "second 2\n", "first 1\n", "first 2\n"]
+
+
 def test_an_execution_under_another_perturbation_is_not_reused(tmp_path, monkeypatch):
     """`make test` executes perturbed; a `make book` after it must execute again, not render the perturbed run."""
     monkeypatch.setattr(execute, "is_primed", lambda page: True)

@@ -27,6 +27,7 @@ import copy
 import datetime
 import json
 import os
+import shlex
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -49,9 +50,9 @@ CELL_TIMEOUT_S = 600
 # Chapters executed at once. Two single-threaded kernels finish the book sooner on 2 cores than one kernel with two
 # threads (cold, every chapter: 5 min 28 s against 7 min 14 s): imports, tokenising and plotting use one core.
 JOBS = 2
-# Longest first, so that the two kernels finish together (cold, 2 cores, 2026-12-07: interventions 217 s, circles
-# 189 s, discovery 183 s, control 111 s, arithmetic 86 s, off_circle 45 s; the others under 20 s).
-SLOW_FIRST = ("interventions", "circles", "discovery", "control", "arithmetic", "off_circle")
+# Longest first, so that the two kernels finish together (`make book`, cold, 2 cores, 2026-12-07: discovery 165 s,
+# interventions 144 s, circles 104 s, arithmetic 68 s, control 59 s, off_circle 37 s; the others under 15 s).
+SLOW_FIRST = ("discovery", "interventions", "circles", "arithmetic", "control", "off_circle")
 
 
 class _SlicedChannel:
@@ -269,46 +270,48 @@ def _first_error(cells: list[nbformat.NotebookNode]) -> str | None:
 def execute_variants(
     runs: list[tuple[Path, dict[str, Any]]], env: dict[str, str] | None = None, jobs: int = JOBS
 ) -> list[dict[str, Any]]:
-    """Execute each ``(notebook, parameters)`` of ``runs``, ``jobs`` kernels at a time, and go on past failures.
+    """Execute each ``(notebook, parameters)`` of ``runs`` in ``jobs`` kernels, and go on past failures.
 
-    The variants of one notebook run in one kernel, one after another, each
-    from ``%reset -f``: its namespace starts empty and the packages stay
-    imported, as for a reader who changes a parameter and runs all cells again
-    (importing them costs about 8 s per kernel on 2 cores). Returns, in the order of ``runs``,
-    ``{"page", "parameters", "notebook", "timing", "error"}``: a variant's
-    executed cells and seconds, and the error of its first failing cell (``None`` if none failed).
+    Kernel ``k`` runs the variants ``runs[k::jobs]`` one after another, each
+    from ``%reset -f`` in its notebook's folder: its namespace starts empty and
+    the packages stay imported, as for a reader who changes a parameter and
+    runs all cells again (starting a kernel and importing them costs about 8 s
+    on 2 cores, once per kernel rather than once per notebook). Returns, in the
+    order of ``runs``, ``{"page", "parameters", "notebook", "timing", "error"}``:
+    a variant's executed cells and seconds, and the error of its first failing
+    cell (``None`` if none failed).
     """
     kernel_env = threads_env(jobs) | (env or {})
-    variants: dict[Path, list[int]] = {}
-    for number, (page, _) in enumerate(runs):
-        variants.setdefault(page, []).append(number)
 
-    def run(page: Path) -> list[tuple[int, dict[str, Any]]]:
+    def run(numbers: list[int]) -> list[tuple[int, dict[str, Any]]]:
         cells, spans = [], []
-        for number in variants[page]:
-            nb = _read(page, runs[number][1])
+        for number in numbers:
+            page, parameters = runs[number]
+            nb = _read(page, parameters)
             for cell in nb.cells:
                 cell.id = f"v{number}-{cell.get('id', len(cells))}"  # the combined notebook's cell ids must be unique
-            cells.append(nbformat.v4.new_code_cell("%reset -f"))
+            cells.append(nbformat.v4.new_code_cell(f"%reset -f\n%cd -q {shlex.quote(str(page.parent))}"))
             spans.append((number, len(cells), len(cells) + len(nb.cells)))
             cells.extend(nb.cells)
         combined = nbformat.v4.new_notebook(cells=cells, metadata=nb.metadata)
         client = GuardedClient(combined, timeout=CELL_TIMEOUT_S, kernel_name="python3", allow_errors=True,
-                               resources={"metadata": {"path": str(page.parent)}})
+                               resources={"metadata": {"path": str(runs[numbers[0]][0].parent)}})
         client.execute(env={**os.environ, **kernel_env})
         outcomes = []
         for number, first, last in spans:
+            page, parameters = runs[number]
             segment = combined.cells[first:last]
-            outcome = {"page": page, "parameters": runs[number][1], "error": _first_error(segment),
+            outcome = {"page": page, "parameters": parameters, "error": _first_error(segment),
                        "notebook": nbformat.v4.new_notebook(cells=segment, metadata=combined.metadata),
                        "timing": {"seconds": _seconds(segment)}}
-            print(f"{page.stem} {outcome['parameters']}: {outcome['timing']['seconds']} s"
+            print(f"{page.stem} {parameters}: {outcome['timing']['seconds']} s"
                   f"{', failed' if outcome['error'] else ''}", flush=True)
             outcomes.append((number, outcome))
         return outcomes
 
+    shares = [share for share in (list(range(k, len(runs), jobs)) for k in range(jobs)) if share]
     with ThreadPoolExecutor(jobs) as pool:
-        done = dict(pair for pairs in pool.map(run, variants) for pair in pairs)
+        done = dict(pair for pairs in pool.map(run, shares) for pair in pairs)
     return [done[number] for number in range(len(runs))]
 
 
