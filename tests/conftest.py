@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -33,7 +34,8 @@ def _reads_chapters(item) -> bool:
     return "executed_chapters" in getattr(item, "fixturenames", ())
 
 
-# The chapters' execution, running beside the other tests: {"process", "log", "cold", "env"}.
+# The chapters' execution, running beside the other tests: {"process", "log", "cold", "env"}; whether the session
+# renders the book ("render"), and the build once started ({"build", "build log"}).
 _chapters: dict = {}
 
 
@@ -45,6 +47,7 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.path in last)
     if last and not config.option.collectonly:
         _start_chapters()
+        _chapters["render"] = any("built_book" in getattr(item, "fixturenames", ()) for item in items)
 
 
 def _start_chapters() -> None:
@@ -116,14 +119,41 @@ def executed_chapters():
     if returncode != 0:
         tail = "\n".join(_chapters["log"].read_text().splitlines()[-60:])
         pytest.fail(f"executing the chapters failed; the end of {_chapters['log']}:\n{tail}", pytrace=False)
+    if _chapters.get("render") and "build" not in _chapters:
+        _start_build()
     timings = json.loads((execute.EXECUTED / "timings.json").read_text())
     return {"timings": timings, "cache": CACHE_DIR, "cold": _chapters["cold"], "env": _chapters["env"]}
 
 
+def _start_build() -> None:
+    """Jupyter Book renders the executed chapters from its cache (it executes nothing) in a process of its own, started
+    as soon as they are done: the tests that read the chapters run meanwhile."""
+    from mvf.book import ROOT
+
+    log = ROOT / "_build" / "build.log"
+    command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "--warningiserror", "--keep-going"]
+    with log.open("w") as stream:
+        _chapters["build"] = subprocess.Popen(command, cwd=ROOT, stdout=stream, stderr=subprocess.STDOUT,
+                                              start_new_session=True)  # fmt: skip
+    _chapters["build log"] = log
+
+
+@pytest.fixture(scope="session")
+def built_book(executed_chapters):  # noqa: ARG001 - the build renders what the chapters' execution left
+    """The book built by Jupyter Book from the chapters executed once (started by :func:`executed_chapters`), waited
+    for: ``{"returncode", "log": its output, "path": _build/build.log}``."""
+    if "build" not in _chapters:
+        _start_build()
+    returncode = _chapters["build"].wait()
+    return {"returncode": returncode, "log": _chapters["build log"].read_text(), "path": _chapters["build log"]}
+
+
 def pytest_sessionfinish(session):
-    """A session stopped early (a failure under ``-x``, Ctrl-C) stops the chapters' execution and its kernels too."""
-    if _chapters and _chapters["process"].poll() is None:
-        os.killpg(_chapters["process"].pid, signal.SIGTERM)
+    """A session stopped early (a failure under ``-x``, Ctrl-C) stops the chapters' execution and its kernels, and the
+    book's build, too."""
+    for name in ("process", "build"):
+        if name in _chapters and _chapters[name].poll() is None:
+            os.killpg(_chapters[name].pid, signal.SIGTERM)
 
 
 def pytest_terminal_summary(terminalreporter):

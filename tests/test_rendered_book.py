@@ -1,7 +1,7 @@
 """The rendered book as a reader sees it: every page opened in headless Chromium.
 
-Builds the book with ``jupyter-book`` from the chapters executed once by the
-``executed_chapters`` fixture (nothing is executed again), serves it on localhost, and for
+Reads the book that ``jupyter-book`` built from the chapters executed once (the
+``built_book`` fixture; nothing is executed again), serves it on localhost, and for
 the index and every chapter checks: images load, no error output cells,
 internal links resolve (files and anchors), no ipywidget is left blank,
 figures are not shrunk past legibility, no visible table has more than 15
@@ -16,8 +16,6 @@ import http.server
 import json
 import re
 import shutil
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlparse
@@ -60,13 +58,10 @@ UNREAD_FIGURES = """() => [...document.querySelectorAll('.bd-article div.cell')]
 
 
 @pytest.fixture(scope="module")
-def site(executed_chapters):
-    build = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "--warningiserror", "--keep-going"]
-    done = subprocess.run(build, cwd=ROOT, capture_output=True, text=True)
-    (ROOT / "_build" / "build.log").write_text(done.stdout + done.stderr)
-    assert done.returncode == 0, f"the book does not build:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+def site(built_book):
+    assert built_book["returncode"] == 0, f"the book does not build ({built_book['path']}):\n{built_book['log'][-8000:]}"
     # Every chapter was executed once, by the fixture; Jupyter Book only renders what it finds in its cache.
-    assert "Executing notebook" not in done.stdout + done.stderr, "Jupyter Book executed a chapter a second time"
+    assert "Executing notebook" not in built_book["log"], "Jupyter Book executed a chapter a second time"
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
