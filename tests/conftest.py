@@ -35,19 +35,23 @@ def _reads_chapters(item) -> bool:
 
 
 # The chapters' execution, running beside the other tests: {"process", "log", "cold", "env"}; whether the session
-# renders the book ("render"), and the build once started ({"build", "build log"}).
+# renders the book ("render"), and the build once started ({"build", "build_log"}).
 _chapters: dict = {}
 
 
-def pytest_collection_modifyitems(config, items):
-    """The tests that read the executed chapters run last, and the chapters start executing as soon as the tests are
-    collected, in a process of their own: the other tests run meanwhile on the cycles its two kernels leave."""
+def pytest_collection_modifyitems(items):
+    """The tests that read the executed chapters run last (the chapters execute meanwhile: ``pytest_collection_finish``)."""
     # Whole files, in their own order: a file's later tests may read what its tests of the chapters wrote.
     last = {item.path for item in items if _reads_chapters(item)}
     items.sort(key=lambda item: item.path in last)
-    if last and not config.option.collectonly:
+
+
+def pytest_collection_finish(session):
+    """The chapters start executing as soon as the tests that will run are known (after ``-k``, ``--lf`` and the like),
+    in a process of their own: the other tests run meanwhile on the cycles its two kernels leave."""
+    if any(_reads_chapters(item) for item in session.items) and not session.config.option.collectonly:
         _start_chapters()
-        _chapters["render"] = any("built_book" in getattr(item, "fixturenames", ()) for item in items)
+        _chapters["render"] = any("built_book" in getattr(item, "fixturenames", ()) for item in session.items)
 
 
 def _start_chapters() -> None:
@@ -67,38 +71,44 @@ def _start_chapters() -> None:
                                    cwd=ROOT, env={**os.environ, **env}, stdout=stream, stderr=subprocess.STDOUT,
                                    start_new_session=True)  # fmt: skip
     _chapters.update(process=process, log=log, cold=cold, env=env)
-    _threads(1)
+    _one_thread()
 
 
 # Torch's own thread count and the one the tests' subprocesses inherit: {"torch", "OMP_NUM_THREADS", "MKL_NUM_THREADS"}.
 _threads_before: dict = {}
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _threads(count: int | None) -> None:
-    """One thread for this process and the processes its tests start while the chapters' kernels hold the cores
-    (``count=1``), or the counts from before (``None``). Two threads beside two busy kernels oversubscribe the cores,
-    and each parallel region waits for its descheduled thread: two patched-run tests of test_interventions took 47 s
-    on two threads and 17 s on one beside two busy processes (measured on 2 cores)."""
+def _one_thread() -> None:
+    """One thread for this process and the processes its tests start while the chapters' kernels hold the cores. Two
+    threads beside two busy kernels oversubscribe the cores, and each parallel region waits for its descheduled
+    thread: two patched-run tests of test_interventions took 47 s on two threads and 17 s on one beside two busy
+    processes (measured on 2 cores)."""
     import torch
 
-    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
-    if count is not None:
-        _threads_before.update({"torch": torch.get_num_threads()}, **{name: os.environ.get(name) for name in names})
-        torch.set_num_threads(count)
-        os.environ.update(dict.fromkeys(names, str(count)))
-    elif _threads_before:
-        torch.set_num_threads(_threads_before.pop("torch"))
-        for name in names:
-            if (value := _threads_before.pop(name)) is None:
-                os.environ.pop(name)
-            else:
-                os.environ[name] = value
+    _threads_before.update({"torch": torch.get_num_threads()}, **{name: os.environ.get(name) for name in _THREAD_VARIABLES})
+    torch.set_num_threads(1)
+    os.environ.update(dict.fromkeys(_THREAD_VARIABLES, "1"))
 
 
-def pytest_runtest_setup(item):  # noqa: ARG001 - pytest's hook signature
+def _restore_threads() -> None:
+    """The thread counts from before :func:`_one_thread` (once; later calls do nothing)."""
+    if not _threads_before:
+        return
+    import torch
+
+    torch.set_num_threads(_threads_before.pop("torch"))
+    for name in _THREAD_VARIABLES:
+        if (value := _threads_before.pop(name)) is None:
+            os.environ.pop(name)
+        else:
+            os.environ[name] = value
+
+
+def pytest_runtest_setup():
     """The cores are the tests' again once the chapters are done."""
     if _threads_before and _chapters["process"].poll() is not None:
-        _threads(None)
+        _restore_threads()
 
 
 @pytest.fixture(scope="session")
@@ -107,19 +117,19 @@ def executed_chapters():
 
     The executed notebooks land in ``_build/executed/`` and in Jupyter Book's
     cache, so the rendered-book test renders them without executing again.
+    Once they are done, the tests get both cores back and, where the session
+    renders the book, Jupyter Book's build starts (:func:`built_book`).
     Returns ``{"timings", "cache": the cache folder, "cold": whether it was empty, "env"}``.
     """
     from mvf.book import execute
     from mvf.cache import CACHE_DIR
 
-    if not _chapters:
-        _start_chapters()
     returncode = _chapters["process"].wait()
-    _threads(None)
+    _restore_threads()
     if returncode != 0:
         tail = "\n".join(_chapters["log"].read_text().splitlines()[-60:])
         pytest.fail(f"executing the chapters failed; the end of {_chapters['log']}:\n{tail}", pytrace=False)
-    if _chapters.get("render") and "build" not in _chapters:
+    if _chapters["render"]:
         _start_build()
     timings = json.loads((execute.EXECUTED / "timings.json").read_text())
     return {"timings": timings, "cache": CACHE_DIR, "cold": _chapters["cold"], "env": _chapters["env"]}
@@ -135,17 +145,15 @@ def _start_build() -> None:
     with log.open("w") as stream:
         _chapters["build"] = subprocess.Popen(command, cwd=ROOT, stdout=stream, stderr=subprocess.STDOUT,
                                               start_new_session=True)  # fmt: skip
-    _chapters["build log"] = log
+    _chapters["build_log"] = log
 
 
 @pytest.fixture(scope="session")
 def built_book(executed_chapters):  # noqa: ARG001 - the build renders what the chapters' execution left
     """The book built by Jupyter Book from the chapters executed once (started by :func:`executed_chapters`), waited
     for: ``{"returncode", "log": its output, "path": _build/build.log}``."""
-    if "build" not in _chapters:
-        _start_build()
     returncode = _chapters["build"].wait()
-    return {"returncode": returncode, "log": _chapters["build log"].read_text(), "path": _chapters["build log"]}
+    return {"returncode": returncode, "log": _chapters["build_log"].read_text(), "path": _chapters["build_log"]}
 
 
 def pytest_sessionfinish(session):

@@ -102,7 +102,7 @@ def test_variants_get_their_own_parameters_an_empty_namespace_and_their_own_erro
 def test_variants_of_notebooks_in_other_folders_run_in_their_own_folder(tmp_path):
     """One kernel runs the variants of every notebook; each variant runs where its notebook lies."""
     runs = []
-    for folder in ("first", "second"):
+    for folder in ("first folder", "v{1}"):  # IPython's %cd would expand the braces
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "here.txt").write_text(folder)
         parameters = nbformat.v4.new_code_cell("X = 0")
@@ -112,7 +112,8 @@ def test_variants_of_notebooks_in_other_folders_run_in_their_own_folder(tmp_path
         runs += [(tmp_path / folder / "page.ipynb", {"X": 1}), (tmp_path / folder / "page.ipynb", {"X": 2})]
     outcomes = execute.execute_variants(runs[2:] + runs[:2], jobs=1)
     printed = [cell.outputs[0].text for outcome in outcomes for cell in outcome["notebook"].cells if cell.get("outputs")]
-    assert printed == ["second 1\n", "second 2\n", "first 1\n", "first 2\n"]
+    assert printed == ["v{1} 1\n", "v{1} 2\n", "first folder 1\n", "first folder 2\n"]
+    assert outcomes[0]["notebook"].metadata["papermill"]["parameters"] == {"X": 1}
 
 
 def test_an_execution_under_another_perturbation_is_not_reused(tmp_path, monkeypatch):

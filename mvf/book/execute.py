@@ -27,7 +27,6 @@ import copy
 import datetime
 import json
 import os
-import shlex
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -274,12 +273,13 @@ def execute_variants(
 
     Kernel ``k`` runs the variants ``runs[k::jobs]`` one after another, each
     from ``%reset -f`` in its notebook's folder: its namespace starts empty and
-    the packages stay imported, as for a reader who changes a parameter and
-    runs all cells again (starting a kernel and importing them costs about 8 s
-    on 2 cores, once per kernel rather than once per notebook). Returns, in the
-    order of ``runs``, ``{"page", "parameters", "notebook", "timing", "error"}``:
-    a variant's executed cells and seconds, and the error of its first failing
-    cell (``None`` if none failed).
+    the packages stay imported (starting a kernel and importing them costs
+    about 8 s on 2 cores, once per kernel rather than once per variant);
+    module-level state (random generators, ``os.environ``) carries over, which
+    the book's chapters do not touch. Returns, in the order of ``runs``,
+    ``{"page", "parameters", "notebook", "timing", "error"}``: a variant's
+    executed cells and seconds, and the error of its first failing cell
+    (``None`` if none failed).
     """
     kernel_env = threads_env(jobs) | (env or {})
 
@@ -290,19 +290,20 @@ def execute_variants(
             nb = _read(page, parameters)
             for cell in nb.cells:
                 cell.id = f"v{number}-{cell.get('id', len(cells))}"  # the combined notebook's cell ids must be unique
-            cells.append(nbformat.v4.new_code_cell(f"%reset -f\n%cd -q {shlex.quote(str(page.parent))}"))
-            spans.append((number, len(cells), len(cells) + len(nb.cells)))
+            # os.chdir rather than %cd: no expansion of the path, and a folder that is not there raises.
+            cells.append(nbformat.v4.new_code_cell(f"%reset -f\n__import__('os').chdir({str(page.parent)!r})"))
+            spans.append((number, len(cells), len(cells) + len(nb.cells), nb.metadata))
             cells.extend(nb.cells)
         combined = nbformat.v4.new_notebook(cells=cells, metadata=nb.metadata)
         client = GuardedClient(combined, timeout=CELL_TIMEOUT_S, kernel_name="python3", allow_errors=True,
                                resources={"metadata": {"path": str(runs[numbers[0]][0].parent)}})
         client.execute(env={**os.environ, **kernel_env})
         outcomes = []
-        for number, first, last in spans:
+        for number, first, last, metadata in spans:
             page, parameters = runs[number]
             segment = combined.cells[first:last]
-            outcome = {"page": page, "parameters": parameters, "error": _first_error(segment),
-                       "notebook": nbformat.v4.new_notebook(cells=segment, metadata=combined.metadata),
+            outcome = {"page": page, "parameters": parameters, "error": _first_error(combined.cells[first - 1 : last]),
+                       "notebook": nbformat.v4.new_notebook(cells=segment, metadata=metadata),
                        "timing": {"seconds": _seconds(segment)}}
             print(f"{page.stem} {parameters}: {outcome['timing']['seconds']} s"
                   f"{', failed' if outcome['error'] else ''}", flush=True)
